@@ -1,0 +1,11 @@
+//! gitlab-registry-usage-rest: scan a container registry's disk usage and serve it as a
+//! HAL+JSON API behind LDAP (or htpasswd) login and JSON Web Tokens.
+//!
+//! The data flows one way: `registry` (HTTP to the registry) → `scan` (one pass over it)
+//! → `usage` (pure size accounting) → `snapshot` (immutable result, swapped atomically)
+//! → `http` (read-only views). `refresh` is the only writer of the snapshot. See
+//! ARCHITECTURE.md for the code map and the invariants.
+
+pub mod auth;
+pub mod config;
+pub mod log;
