@@ -1,0 +1,135 @@
+//! The timed loop: the only writer of the current snapshot.
+//!
+//! Scans run start to start every `refresh_interval`. A scan that fails as a whole keeps
+//! the previous snapshot, logs one line, and is retried with a growing delay (never
+//! longer than the interval). A panic inside a scan is caught and treated the same way:
+//! the loop never dies. After each successful scan the snapshot is swapped in and, when
+//! `snapshot_file` is set, written to disk atomically.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::registry::Client;
+use crate::scan;
+use crate::snapshot::{self, Shared};
+
+/// What the loop needs; built by `main` from the config.
+pub struct Refresh {
+    pub client: Client,
+    pub shared: Arc<Shared>,
+    pub interval: Duration,
+    pub concurrency: usize,
+    pub snapshot_file: Option<PathBuf>,
+}
+
+/// First delay after a failed scan; doubled per further failure, capped at the interval.
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+
+/// Load the snapshot file, if configured, so the service can serve at once.
+/// A missing, corrupt or foreign file is logged and ignored.
+pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
+    if !path.exists() {
+        crate::log!(
+            info,
+            "no snapshot file yet; serving after the first scan",
+            file = path.display()
+        );
+        return;
+    }
+    match snapshot::load(path) {
+        Ok(s) => {
+            crate::log!(
+                info,
+                "loaded snapshot file",
+                file = path.display(),
+                repositories = s.totals.repository_count,
+                tags = s.totals.tag_count,
+                timestamp = s.timestamp
+            );
+            shared.set(Arc::new(s));
+        }
+        Err(e) => crate::log!(warn, "ignoring the snapshot file", error = e),
+    }
+}
+
+/// Run one scan, swap it in and persist it. Returns whether it succeeded.
+pub fn scan_once(r: &Refresh) -> bool {
+    let previous = r.shared.get();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        scan::scan(&r.client, previous.as_deref(), r.concurrency)
+    }));
+    match outcome {
+        Ok(Ok(report)) => {
+            let c = report.requests;
+            crate::log!(
+                info,
+                "scan finished",
+                seconds = format!("{:.3}", report.duration.as_secs_f64()),
+                repositories = report.snapshot.totals.repository_count,
+                tags = report.snapshot.totals.tag_count,
+                failed_repositories = report.failed_repositories,
+                skipped_names = report.skipped_names,
+                requests = c.total(),
+                token = c.token,
+                catalog = c.catalog,
+                tags_list = c.tags,
+                manifest_head = c.manifest_head,
+                manifest_get = c.manifest_get,
+                blob_head = c.blob_head,
+                retries = c.retries,
+            );
+            let snapshot = Arc::new(report.snapshot);
+            r.shared.set(snapshot.clone());
+            if let Some(path) = &r.snapshot_file {
+                if let Err(e) = snapshot::save(&snapshot, path) {
+                    crate::log!(
+                        error,
+                        "cannot write the snapshot file",
+                        file = path.display(),
+                        error = e
+                    );
+                }
+            }
+            true
+        }
+        Ok(Err(e)) => {
+            crate::log!(
+                error,
+                "scan failed; keeping the previous snapshot",
+                error = e
+            );
+            false
+        }
+        Err(_) => {
+            crate::log!(
+                error,
+                "scan failed with an internal error (panic); keeping the previous snapshot"
+            );
+            false
+        }
+    }
+}
+
+/// The loop: scan, wait, repeat, until `stop` receives a message or is disconnected.
+pub fn run(r: Refresh, stop: Receiver<()>) {
+    let mut failures: u32 = 0;
+    loop {
+        let started = Instant::now();
+        let wait = if scan_once(&r) {
+            failures = 0;
+            r.interval.saturating_sub(started.elapsed())
+        } else {
+            failures = failures.saturating_add(1);
+            let backoff = FIRST_RETRY.saturating_mul(1 << (failures - 1).min(16));
+            backoff.min(r.interval)
+        };
+        match stop.recv_timeout(wait) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            _ => return,
+        }
+    }
+}

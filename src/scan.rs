@@ -1,0 +1,493 @@
+//! One scan of the registry: catalog → tag lists → manifests, on a bounded pool of
+//! worker threads fed through crossbeam channels, with a digest cache so that a tag
+//! whose manifest digest is unchanged since the last scan costs one `HEAD` and no `GET`.
+//!
+//! The result is a new `Snapshot` built aside; the caller swaps it in. A repository whose
+//! tags or manifests fail keeps its previous data (or gets null sizes) and an `error`;
+//! only a failure to reach the registry or read its catalog fails the scan as a whole.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::registry::manifest::{self, Manifest};
+use crate::registry::{Client, Counts, Error};
+use crate::snapshot::{Builder, LayerRef, ScannedTag, Snapshot};
+
+/// Deepest nesting of indexes followed (an index of indexes of images is depth 2).
+const MAX_INDEX_DEPTH: usize = 3;
+
+/// A finished scan and what it cost.
+pub struct Report {
+    pub snapshot: Snapshot,
+    pub requests: Counts,
+    pub duration: Duration,
+    /// Repositories whose scan failed (they carry an `error`).
+    pub failed_repositories: usize,
+    /// Names the registry listed that are not valid repository or tag names (skipped).
+    pub skipped_names: usize,
+}
+
+/// Distribution's repository name grammar, loosely: `/`-separated non-empty components
+/// of `[A-Za-z0-9._-]`, none of them `.` or `..`. Anything else would be put into URLs.
+pub fn valid_repository_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+}
+
+/// Distribution's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn valid_tag_name(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+enum Job {
+    Tags {
+        repo: usize,
+        name: Arc<str>,
+    },
+    Manifest {
+        repo: usize,
+        index: usize,
+        name: Arc<str>,
+        tag: Arc<str>,
+    },
+}
+
+enum Done {
+    Tags {
+        repo: usize,
+        result: Result<Vec<String>, Error>,
+    },
+    Manifest {
+        repo: usize,
+        index: usize,
+        result: Result<ScannedTag, String>,
+    },
+}
+
+struct RepoState {
+    name: Arc<str>,
+    tags: Vec<Arc<str>>,
+    found: Vec<Option<ScannedTag>>,
+    remaining: usize,
+    error: Option<String>,
+}
+
+/// What the workers share: the client, the previous snapshot's digests, and what this
+/// scan has learnt so far (manifest digest → layers, blob digest → size).
+struct Context<'a> {
+    client: &'a Client,
+    previous: HashMap<&'a str, (&'a Snapshot, &'a crate::snapshot::Tag)>,
+    have_previous: bool,
+    manifests: Mutex<HashMap<String, Arc<Vec<LayerRef>>>>,
+    blob_sizes: Mutex<HashMap<String, u64>>,
+}
+
+impl Context<'_> {
+    fn known(&self, digest: &str) -> Option<Vec<LayerRef>> {
+        if let Some(layers) = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            return Some(layers.as_ref().clone());
+        }
+        let (snapshot, tag) = self.previous.get(digest)?;
+        Some(
+            snapshot
+                .layers(tag)
+                .map(|b| LayerRef {
+                    digest: b.digest.to_string(),
+                    size: b.size,
+                })
+                .collect(),
+        )
+    }
+
+    fn remember(&self, digest: &str, layers: &[LayerRef]) {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_string(), Arc::new(layers.to_vec()));
+    }
+
+    /// The layers of one tag: `HEAD` for the digest when an earlier scan may know it,
+    /// else (or when the registry gives no digest) `GET` by tag.
+    fn tag(&self, repo: &str, tag: &str) -> Result<ScannedTag, Error> {
+        if self.have_previous {
+            if let Some(digest) = self.client.manifest_digest(repo, tag)? {
+                let layers = match self.known(&digest) {
+                    Some(layers) => layers,
+                    None => self.by_digest(repo, &digest, 0, &mut HashSet::new())?,
+                };
+                return Ok(ScannedTag {
+                    name: tag.to_string(),
+                    digest: Some(digest),
+                    layers,
+                });
+            }
+        }
+        let response = self.client.manifest(repo, tag)?;
+        let layers = match response.digest.as_deref().and_then(|d| self.known(d)) {
+            Some(layers) => layers,
+            None => {
+                let url = format!("manifest {repo}:{tag}");
+                let mut visited = HashSet::new();
+                if let Some(d) = &response.digest {
+                    visited.insert(d.clone());
+                }
+                let layers = self.layers_of(
+                    repo,
+                    &url,
+                    response.content_type.as_deref(),
+                    &response.body,
+                    0,
+                    &mut visited,
+                )?;
+                if let Some(d) = &response.digest {
+                    self.remember(d, &layers);
+                }
+                layers
+            }
+        };
+        Ok(ScannedTag {
+            name: tag.to_string(),
+            digest: response.digest,
+            layers,
+        })
+    }
+
+    fn by_digest(
+        &self,
+        repo: &str,
+        digest: &str,
+        depth: usize,
+        visited: &mut HashSet<String>,
+    ) -> Result<Vec<LayerRef>, Error> {
+        if let Some(layers) = self.known(digest) {
+            return Ok(layers);
+        }
+        if !visited.insert(digest.to_string()) {
+            return Err(Error::Invalid {
+                url: format!("manifest {repo}@{digest}"),
+                detail: "an index refers to itself (cycle)".into(),
+            });
+        }
+        let response = self.client.manifest(repo, digest)?;
+        let url = format!("manifest {repo}@{digest}");
+        let layers = self.layers_of(
+            repo,
+            &url,
+            response.content_type.as_deref(),
+            &response.body,
+            depth,
+            visited,
+        )?;
+        self.remember(digest, &layers);
+        Ok(layers)
+    }
+
+    fn layers_of(
+        &self,
+        repo: &str,
+        url: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        depth: usize,
+        visited: &mut HashSet<String>,
+    ) -> Result<Vec<LayerRef>, Error> {
+        let invalid = |detail: String| Error::Invalid {
+            url: url.to_string(),
+            detail,
+        };
+        match manifest::parse(content_type, body).map_err(invalid)? {
+            Manifest::Image(layers) => Ok(layers),
+            Manifest::Schema1(sums) => {
+                let mut out: Vec<LayerRef> = Vec::new();
+                for digest in sums {
+                    if out.iter().any(|l| l.digest == digest) {
+                        continue;
+                    }
+                    let cached = self
+                        .blob_sizes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&digest)
+                        .copied();
+                    let size = match cached {
+                        Some(s) => s,
+                        None => {
+                            let s = self.client.blob_size(repo, &digest)?;
+                            self.blob_sizes
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(digest.clone(), s);
+                            s
+                        }
+                    };
+                    out.push(LayerRef { digest, size });
+                }
+                Ok(out)
+            }
+            Manifest::Index(children) => {
+                if depth >= MAX_INDEX_DEPTH {
+                    return Err(invalid(format!(
+                        "indexes nested deeper than {MAX_INDEX_DEPTH}"
+                    )));
+                }
+                let mut out: Vec<LayerRef> = Vec::new();
+                let mut seen = HashSet::new();
+                for child in children {
+                    for layer in self.by_digest(repo, &child, depth + 1, visited)? {
+                        if seen.insert(layer.digest.clone()) {
+                            out.push(layer);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Scan the whole registry. `Err` only when the scan failed as a whole (registry
+/// unreachable, auth refused, catalog unreadable); then the caller keeps its snapshot.
+pub fn scan(
+    client: &Client,
+    previous: Option<&Snapshot>,
+    concurrency: usize,
+) -> Result<Report, Error> {
+    let started = Instant::now();
+    let counts_before = client.stats.counts();
+    client.discover()?;
+    let mut skipped = 0;
+    let mut names = client.catalog()?;
+    names.sort();
+    names.dedup();
+    names.retain(|n| {
+        let ok = valid_repository_name(n);
+        if !ok {
+            crate::log!(
+                warn,
+                "skipping a repository name the registry listed: it is not a valid name",
+                name = format!("{n:?}")
+            );
+            skipped += 1;
+        }
+        ok
+    });
+
+    let mut context = Context {
+        client,
+        previous: HashMap::new(),
+        have_previous: previous.is_some(),
+        manifests: Mutex::new(HashMap::new()),
+        blob_sizes: Mutex::new(HashMap::new()),
+    };
+    if let Some(p) = previous {
+        for repo in &p.repositories {
+            for tag in repo.tags.iter().flatten() {
+                if let Some(d) = &tag.digest {
+                    context.previous.insert(d, (p, tag));
+                }
+            }
+        }
+    }
+
+    let mut repos: Vec<RepoState> = names
+        .into_iter()
+        .map(|n| RepoState {
+            name: n.into(),
+            tags: Vec::new(),
+            found: Vec::new(),
+            remaining: 0,
+            error: None,
+        })
+        .collect();
+
+    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+    let context = &context;
+    std::thread::scope(|s| {
+        for _ in 0..concurrency.max(1) {
+            let job_rx = job_rx.clone();
+            let done_tx = done_tx.clone();
+            s.spawn(move || {
+                for job in job_rx.iter() {
+                    if done_tx.send(run_job(context, job)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut pending = 0usize;
+        for (i, r) in repos.iter().enumerate() {
+            pending += 1;
+            let _ = job_tx.send(Job::Tags {
+                repo: i,
+                name: r.name.clone(),
+            });
+        }
+        while pending > 0 {
+            let Ok(done) = done_rx.recv() else { break };
+            pending -= 1;
+            match done {
+                Done::Tags { repo, result } => {
+                    let state = &mut repos[repo];
+                    match result {
+                        Err(e) => state.error = Some(format!("tag list: {e}")),
+                        Ok(mut tags) => {
+                            tags.sort();
+                            tags.dedup();
+                            tags.retain(|t| {
+                                let ok = valid_tag_name(t);
+                                if !ok {
+                                    crate::log!(warn, "skipping a tag name the registry listed: it is not a valid tag", repository = state.name, tag = format!("{t:?}"));
+                                    skipped += 1;
+                                }
+                                ok
+                            });
+                            state.tags = tags.into_iter().map(Arc::from).collect();
+                            state.found = vec![None; state.tags.len()];
+                            state.remaining = state.tags.len();
+                            for (index, tag) in state.tags.iter().enumerate() {
+                                pending += 1;
+                                let _ = job_tx.send(Job::Manifest {
+                                    repo,
+                                    index,
+                                    name: state.name.clone(),
+                                    tag: tag.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                Done::Manifest {
+                    repo,
+                    index,
+                    result,
+                } => {
+                    let state = &mut repos[repo];
+                    state.remaining -= 1;
+                    match result {
+                        Ok(tag) => state.found[index] = Some(tag),
+                        Err(e) => {
+                            if state.error.is_none() {
+                                state.error = Some(format!("tag {}: {e}", state.tags[index]));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        drop(job_tx);
+    });
+
+    let mut builder = Builder::default();
+    let mut failed = 0;
+    for state in repos {
+        match state.error {
+            Some(error) => {
+                failed += 1;
+                match previous.and_then(|p| p.repository(&state.name).map(|r| (p, r))) {
+                    Some((p, r)) => builder.add_previous(p, r, Some(error)),
+                    None => builder.add_repository(&state.name, None, Some(error)),
+                }
+            }
+            None => builder.add_repository(
+                &state.name,
+                Some(state.found.into_iter().flatten().collect()),
+                None,
+            ),
+        }
+    }
+    let snapshot = builder.finish(unix_now());
+    Ok(Report {
+        snapshot,
+        requests: client.stats.counts().since(&counts_before),
+        duration: started.elapsed(),
+        failed_repositories: failed,
+        skipped_names: skipped,
+    })
+}
+
+/// Run one job; a panic in it becomes that repository's error, never a dead worker.
+fn run_job(context: &Context<'_>, job: Job) -> Done {
+    match job {
+        Job::Tags { repo, name } => {
+            let result = catch_unwind(AssertUnwindSafe(|| context.client.tags(&name)))
+                .unwrap_or_else(|_| {
+                    Err(Error::Invalid {
+                        url: format!("tag list of {name}"),
+                        detail: "internal error (panic) while reading it".into(),
+                    })
+                });
+            Done::Tags { repo, result }
+        }
+        Job::Manifest {
+            repo,
+            index,
+            name,
+            tag,
+        } => {
+            let result = catch_unwind(AssertUnwindSafe(|| context.tag(&name, &tag)))
+                .unwrap_or_else(|_| {
+                    Err(Error::Invalid {
+                        url: format!("manifest {name}:{tag}"),
+                        detail: "internal error (panic) while reading it".into(),
+                    })
+                })
+                .map_err(|e| e.to_string());
+            Done::Manifest {
+                repo,
+                index,
+                result,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "group/app", "g/sub/app-1", "x_y.z"] {
+            assert!(valid_repository_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "/a", "a/", "a//b", "../x", "a/./b", "a b", "a?b", "a%2fb",
+        ] {
+            assert!(!valid_repository_name(bad), "{bad}");
+        }
+        for ok in ["latest", "v1.2.3", "_x", "A-b"] {
+            assert!(valid_tag_name(ok), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a b", &"x".repeat(129)] {
+            assert!(!valid_tag_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Scans against a real Distribution registry (Debian `docker-registry`): GitLab-style
+//! token auth through a test token issuer, Basic auth, and no auth. Every number is
+//! checked against a hand computation from the exact byte lengths pushed.
+
+mod support;
+
+use gitlab_registry_usage_rest::config::Config;
+use gitlab_registry_usage_rest::registry::{Client, Error};
+use gitlab_registry_usage_rest::scan::{scan, Report};
+use gitlab_registry_usage_rest::snapshot::Snapshot;
+use support::push::{Format, PushAuth, Pusher};
+use support::registry::{Registry, RegistryAuth};
+use support::token_issuer::{TokenIssuer, ADMIN_PASSWORD, ADMIN_USER, USER, USER_PASSWORD};
+
+fn client(registry: &str, user: &str, password: &str, page_size: u32) -> Client {
+    let text = format!(
+        "[registry]\nregistry_base_url = {registry}\ngitlab_base_url = http://127.0.0.1:9/\n\
+         username = {user}\naccess_token = {password}\npage_size = {page_size}\n\
+         request_timeout = 10s\nconcurrency = 4\n"
+    );
+    let (config, _) = Config::parse(&text).unwrap();
+    Client::new(&config.registry).unwrap()
+}
+
+/// (size, disk_size) of a repository, and of each of its tags by name.
+fn repo(s: &Snapshot, name: &str) -> (Option<u64>, Option<u64>, Vec<(String, u64, u64)>) {
+    let r = s.repository(name).unwrap_or_else(|| panic!("{name} not in snapshot"));
+    let tags = r
+        .tags
+        .as_ref()
+        .map(|t| t.iter().map(|t| (t.name.to_string(), t.size, t.disk_size)).collect())
+        .unwrap_or_default();
+    (r.size, r.disk_size, tags)
+}
+
+fn t(name: &str, size: u64, disk: u64) -> (String, u64, u64) {
+    (name.to_string(), size, disk)
+}
+
+fn bytes(byte: u8, len: usize) -> Vec<u8> {
+    vec![byte; len]
+}
+
+#[test]
+fn token_auth_registry_numbers_digest_cache_and_changes() {
+    let issuer = TokenIssuer::start();
+    let registry = Registry::start(issuer.registry_auth());
+    let pusher = Pusher::new(&registry.url, PushAuth::token_admin(&issuer));
+
+    let base = bytes(b'B', 1000);
+    let (a1, a2, b1, m1, m2) = (bytes(1, 100), bytes(2, 200), bytes(3, 50), bytes(4, 30), bytes(5, 40));
+    pusher.image("a/app", "v1", &[&base, &a1], Format::Oci);
+    pusher.image("a/app", "v2", &[&base, &a2], Format::Oci);
+    let tool = pusher.image("b/tool", "latest", &[&base, &b1], Format::Docker);
+    let amd64 = pusher.image_by_digest("multi/arch", &[&base, &m1], Format::Oci);
+    let arm64 = pusher.image_by_digest("multi/arch", &[&m2], Format::Oci);
+    pusher.index(
+        "multi/arch",
+        "latest",
+        &[
+            ("linux/amd64", &amd64.manifest_digest, amd64.manifest_size),
+            ("linux/arm64", &arm64.manifest_digest, arm64.manifest_size),
+        ],
+        Format::Oci,
+    );
+
+    // page_size 2: the catalog of 3 repositories comes in two pages.
+    let c = client(&registry.url, ADMIN_USER, ADMIN_PASSWORD, 2);
+    issuer.clear_requests();
+    let first: Report = scan(&c, None, 4).expect("first scan");
+    let s = &first.snapshot;
+    // a/app: v1 walks first and owns base; v2 has as many layers, so it does not take over.
+    assert_eq!(repo(s, "a/app"), (Some(2300), Some(1300), vec![t("v1", 1100, 1100), t("v2", 1200, 200)]));
+    assert_eq!(repo(s, "b/tool"), (Some(1050), Some(50), vec![t("latest", 1050, 50)]));
+    // the index counts the union of its children's layers: base + m1 + m2
+    assert_eq!(repo(s, "multi/arch"), (Some(1070), Some(70), vec![t("latest", 1070, 70)]));
+    assert_eq!(s.totals.repository_count, 3);
+    assert_eq!(s.totals.tag_count, 4);
+    assert_eq!(s.totals.size, 2300 + 1050 + 1070);
+    assert_eq!(s.totals.disk_size, 1000 + 100 + 200 + 50 + 30 + 40);
+    assert_eq!(first.failed_repositories, 0);
+    assert_eq!(first.requests.catalog, 2, "two catalog pages");
+    // one token for the catalog and one per repository, each asked for pull only
+    let mut scopes: Vec<String> = issuer.requests().iter().flat_map(|r| r.scopes.clone()).collect();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        ["registry:catalog:*", "repository:a/app:pull", "repository:b/tool:pull", "repository:multi/arch:pull"],
+        "one token per scope, pull only"
+    );
+
+    // Unchanged registry: HEAD per tag, no manifest GET, no new token.
+    issuer.clear_requests();
+    let second = scan(&c, Some(s), 4).expect("second scan");
+    assert_eq!(second.requests.manifest_get, 0, "{:?}", second.requests);
+    assert_eq!(second.requests.manifest_head, 4);
+    assert_eq!(issuer.request_count(), 0, "cached tokens are reused");
+    assert_eq!(second.snapshot.repositories, s.repositories);
+
+    // Move a/app:v2 to a new image and delete b/tool:latest.
+    let a3 = bytes(6, 300);
+    pusher.image("a/app", "v2", &[&base, &a3], Format::Oci);
+    pusher.delete_manifest("b/tool", &tool.manifest_digest);
+    let third = scan(&c, Some(&second.snapshot), 4).expect("third scan");
+    let s3 = &third.snapshot;
+    assert_eq!(third.requests.manifest_get, 1, "only the moved tag is fetched: {:?}", third.requests);
+    assert_eq!(repo(s3, "a/app"), (Some(2400), Some(1400), vec![t("v1", 1100, 1100), t("v2", 1300, 300)]));
+    assert_eq!(repo(s3, "b/tool"), (Some(0), Some(0), vec![]));
+    assert_eq!(s3.totals.tag_count, 3);
+    assert_eq!(s3.totals.disk_size, 1000 + 100 + 300 + 30 + 40);
+}
+
+#[test]
+fn a_non_admin_is_told_the_catalog_was_not_granted() {
+    let issuer = TokenIssuer::start();
+    let registry = Registry::start(issuer.registry_auth());
+    let c = client(&registry.url, USER, USER_PASSWORD, 100);
+    let err = scan(&c, None, 2).err().expect("scan must fail");
+    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    assert!(err.to_string().contains("is not a GitLab admin: registry:catalog:* was not granted"), "{err}");
+
+    let wrong = client(&registry.url, ADMIN_USER, "wrong-token", 100);
+    let err = scan(&wrong, None, 2).err().expect("scan must fail");
+    assert!(err.to_string().contains("GitLab refused [registry] username \"admin\""), "{err}");
+    assert!(!err.to_string().contains("wrong-token"), "the access token is never shown: {err}");
+}
+
+#[test]
+fn basic_auth_registry() {
+    let registry = Registry::start(RegistryAuth::Htpasswd {
+        user: "alice".into(),
+        password: "s3cret".into(),
+    });
+    let pusher = Pusher::new(&registry.url, PushAuth::basic("alice", "s3cret"));
+    pusher.image("team/svc", "1.0", &[&bytes(7, 500), &bytes(8, 25)], Format::Docker);
+    pusher.image("team/svc", "1.1", &[&bytes(7, 500)], Format::Docker);
+    let report = scan(&client(&registry.url, "alice", "s3cret", 1000), None, 2).expect("scan");
+    // 1.1 has strictly fewer layers than 1.0, so it takes the shared layer over.
+    assert_eq!(
+        repo(&report.snapshot, "team/svc"),
+        (Some(1025), Some(525), vec![t("1.0", 525, 25), t("1.1", 500, 500)])
+    );
+    let err = scan(&client(&registry.url, "alice", "wrong", 1000), None, 2).err().expect("refused");
+    assert!(err.to_string().contains("HTTP 401"), "{err}");
+}
+
+#[test]
+fn no_auth_registry_with_docker_manifest_list() {
+    let registry = Registry::start(RegistryAuth::None);
+    let pusher = Pusher::new(&registry.url, PushAuth::None);
+    let x = pusher.image_by_digest("lib/multi", &[&bytes(9, 10), &bytes(10, 20)], Format::Docker);
+    let y = pusher.image_by_digest("lib/multi", &[&bytes(9, 10), &bytes(11, 40)], Format::Docker);
+    pusher.index(
+        "lib/multi",
+        "stable",
+        &[("linux/amd64", &x.manifest_digest, x.manifest_size), ("linux/arm64", &y.manifest_digest, y.manifest_size)],
+        Format::Docker,
+    );
+    pusher.image("lib/single", "1", &[&bytes(10, 20)], Format::Oci);
+    let report = scan(&client(&registry.url, "", "", 1000), None, 2).expect("scan");
+    let s = &report.snapshot;
+    assert_eq!(repo(s, "lib/multi"), (Some(70), Some(50), vec![t("stable", 70, 50)]));
+    // lib/single:1 has 1 layer, fewer than lib/multi:stable's 3, so it takes the shared one.
+    assert_eq!(repo(s, "lib/single"), (Some(20), Some(20), vec![t("1", 20, 20)]));
+    assert_eq!(s.totals.disk_size, 70);
+}
