@@ -187,7 +187,10 @@ pub fn parse_ini(text: &str) -> Result<Ini, ConfigError> {
         let indented = line.len() != trimmed.len();
         if indented {
             if let (Some(s), Some(k)) = (&section, &last_key) {
-                let value = ini.get_mut(s).and_then(|m| m.get_mut(k)).expect("key exists");
+                let value = ini
+                    .get_mut(s)
+                    .and_then(|m| m.get_mut(k))
+                    .expect("key exists");
                 value.push('\n');
                 value.push_str(&unescape_percent(trimmed, line_no)?);
                 continue;
@@ -195,7 +198,9 @@ pub fn parse_ini(text: &str) -> Result<Ini, ConfigError> {
         }
         if let Some(rest) = trimmed.strip_prefix('[') {
             let name = rest.strip_suffix(']').ok_or_else(|| {
-                ConfigError(format!("line {line_no}: section header {trimmed:?} lacks ']'"))
+                ConfigError(format!(
+                    "line {line_no}: section header {trimmed:?} lacks ']'"
+                ))
             })?;
             let name = name.trim().to_string();
             ini.entry(name.clone()).or_default();
@@ -208,15 +213,21 @@ pub fn parse_ini(text: &str) -> Result<Ini, ConfigError> {
                 "line {line_no}: {trimmed:?} stands before any [section] header"
             )));
         };
-        let split = trimmed
-            .find(['=', ':'])
-            .ok_or_else(|| ConfigError(format!("line {line_no}: expected `key = value`, found {trimmed:?}")))?;
+        let split = trimmed.find(['=', ':']).ok_or_else(|| {
+            ConfigError(format!(
+                "line {line_no}: expected `key = value`, found {trimmed:?}"
+            ))
+        })?;
         let key = trimmed[..split].trim().to_ascii_lowercase();
         if key.is_empty() {
-            return Err(ConfigError(format!("line {line_no}: a value without a key: {trimmed:?}")));
+            return Err(ConfigError(format!(
+                "line {line_no}: a value without a key: {trimmed:?}"
+            )));
         }
         let value = unescape_percent(trimmed[split + 1..].trim(), line_no)?;
-        ini.get_mut(s).expect("section exists").insert(key.clone(), value);
+        ini.get_mut(s)
+            .expect("section exists")
+            .insert(key.clone(), value);
         last_key = Some(key);
     }
     Ok(ini)
@@ -271,7 +282,9 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
         "w" | "week" | "weeks" => 604_800,
         _ => return None,
     };
-    amount.checked_mul(seconds_per_unit).map(Duration::from_secs)
+    amount
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
 }
 
 /// Keys every section knows; anything else is warned about.
@@ -355,8 +368,13 @@ impl Reader<'_> {
     }
 
     fn boolean(&self, section: &str, key: &str) -> Result<bool, ConfigError> {
-        parse_bool(self.raw(section, key))
-            .ok_or_else(|| self.invalid(section, key, "expected a boolean (true/yes/1 or false/no/0)"))
+        parse_bool(self.raw(section, key)).ok_or_else(|| {
+            self.invalid(
+                section,
+                key,
+                "expected a boolean (true/yes/1 or false/no/0)",
+            )
+        })
     }
 
     fn duration(&self, section: &str, key: &str) -> Result<Duration, ConfigError> {
@@ -379,7 +397,11 @@ impl Reader<'_> {
     ) -> Result<T, ConfigError> {
         match self.raw(section, key).trim().parse::<T>() {
             Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(self.invalid(section, key, &format!("expected a whole number from {min} to {max}"))),
+            _ => Err(self.invalid(
+                section,
+                key,
+                &format!("expected a whole number from {min} to {max}"),
+            )),
         }
     }
 
@@ -390,7 +412,11 @@ impl Reader<'_> {
             .or_else(|| v.strip_prefix("http://"))
             .ok_or_else(|| self.invalid(section, key, "expected an http:// or https:// URL"))?;
         if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', ' ']) {
-            return Err(self.invalid(section, key, "expected an http(s) URL with a host and no query"));
+            return Err(self.invalid(
+                section,
+                key,
+                "expected an http(s) URL with a host and no query",
+            ));
         }
         let mut url = v.to_string();
         if !url.ends_with('/') {
@@ -427,10 +453,19 @@ impl Config {
         let r = Reader { ini };
         let prefix = r.raw("general", "server_prefix").trim();
         if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ', '%']) {
-            return Err(r.invalid("general", "server_prefix", "expected a path starting with '/'"));
+            return Err(r.invalid(
+                "general",
+                "server_prefix",
+                "expected a path starting with '/'",
+            ));
         }
         let server_prefix = prefix.trim_end_matches('/').to_string();
-        let auth_backend = match r.raw("general", "auth_backend").trim().to_ascii_lowercase().as_str() {
+        let auth_backend = match r
+            .raw("general", "auth_backend")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "ldap" => AuthBackend::Ldap,
             "htpasswd" => AuthBackend::Htpasswd,
             _ => return Err(r.invalid("general", "auth_backend", "expected `ldap` or `htpasswd`")),
@@ -463,7 +498,11 @@ impl Config {
 
         let host = r.raw("ldap", "host").trim().to_string();
         let url = ldap_url(&host).ok_or_else(|| {
-            r.invalid("ldap", "host", "expected host[:port] or an ldap:// or ldaps:// URL")
+            r.invalid(
+                "ldap",
+                "host",
+                "expected host[:port] or an ldap:// or ldaps:// URL",
+            )
         })?;
         let ldap = Ldap {
             host,
@@ -478,15 +517,21 @@ impl Config {
             bind_dn: r.string("ldap", "bind_dn"),
             bind_password: r.string("ldap", "bind_password"),
         };
-        for (key, value) in [("username_attribute", &ldap.username_attribute), ("gid_attribute", &ldap.gid_attribute)] {
-            let ok = value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.');
+        for (key, value) in [
+            ("username_attribute", &ldap.username_attribute),
+            ("gid_attribute", &ldap.gid_attribute),
+        ] {
+            let ok = value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.');
             if !ok || (key == "username_attribute" && value.is_empty()) {
                 return Err(r.invalid("ldap", key, "expected an LDAP attribute name"));
             }
         }
         if ldap.start_tls && ldap.url.starts_with("ldaps://") {
             return Err(ConfigError(
-                "[ldap] start_tls = True needs an ldap:// host URL (ldaps:// is already encrypted)".into(),
+                "[ldap] start_tls = True needs an ldap:// host URL (ldaps:// is already encrypted)"
+                    .into(),
             ));
         }
 
@@ -531,7 +576,8 @@ impl Config {
 
 /// Refuse the placeholder secret and anything shorter than 32 bytes.
 pub fn check_secret(secret: &str) -> Result<(), ConfigError> {
-    const HOW: &str = "make one with `head -c 32 /dev/urandom | base64` and set it as [jwt] secret_key";
+    const HOW: &str =
+        "make one with `head -c 32 /dev/urandom | base64` and set it as [jwt] secret_key";
     if secret == PLACEHOLDER_SECRET || secret.bytes().all(|b| b == b'0') {
         return Err(ConfigError(format!(
             "[jwt] secret_key is the placeholder of the default config; anyone could forge tokens: {HOW}"
@@ -543,7 +589,10 @@ pub fn check_secret(secret: &str) -> Result<(), ConfigError> {
             secret.len()
         )));
     }
-    let distinct = secret.bytes().collect::<std::collections::BTreeSet<_>>().len();
+    let distinct = secret
+        .bytes()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     if distinct < 8 {
         return Err(ConfigError(format!(
             "[jwt] secret_key is too repetitive ({distinct} distinct characters): {HOW}"
@@ -585,7 +634,10 @@ mod tests {
         assert_eq!(c.ldap.url, "ldaps://myldap.com");
         assert_eq!(c.ldap.valid_gid, "00000");
         assert_eq!(c.jwt.auth_token_expires, Duration::from_secs(14 * 86_400));
-        assert_eq!(c.registry.registry_base_url, "https://registry.mygitlab.com/");
+        assert_eq!(
+            c.registry.registry_base_url,
+            "https://registry.mygitlab.com/"
+        );
         assert_eq!(c.registry.concurrency, 8);
         assert_eq!(c.registry.page_size, 1000);
         assert_eq!(c.registry.request_timeout, Duration::from_secs(30));
@@ -617,7 +669,11 @@ mod tests {
             ("5 Minutes", 300),
             ("1w", 604_800),
         ] {
-            assert_eq!(parse_duration(text), Some(Duration::from_secs(secs)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
         }
         for bad in ["", "h", "1 fortnight", "-1h", "1.5h"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
@@ -638,9 +694,15 @@ mod tests {
     #[test]
     fn bad_values_name_section_key_and_value() {
         let err = Config::parse("[general]\nsocket_port = 99999\n").unwrap_err();
-        assert_eq!(err.0, "[general] socket_port = \"99999\": expected a whole number from 0 to 65535");
+        assert_eq!(
+            err.0,
+            "[general] socket_port = \"99999\": expected a whole number from 0 to 65535"
+        );
         let err = Config::parse("[registry]\nrequest_timeout = soon\n").unwrap_err();
-        assert!(err.0.starts_with("[registry] request_timeout = \"soon\""), "{err}");
+        assert!(
+            err.0.starts_with("[registry] request_timeout = \"soon\""),
+            "{err}"
+        );
         let err = Config::parse("[general]\ndebug = perhaps\n").unwrap_err();
         assert!(err.0.starts_with("[general] debug = \"perhaps\""), "{err}");
         let err = Config::parse("[registry]\ngitlab_base_url = ftp://x\n").unwrap_err();
@@ -656,16 +718,22 @@ mod tests {
         assert_eq!(
             w,
             vec![
-                "unknown key [general] soket_port is ignored".to_string(),
-                "unknown section [extra] is ignored".to_string()
+                "unknown section [extra] is ignored".to_string(),
+                "unknown key [general] soket_port is ignored".to_string()
             ]
         );
     }
 
     #[test]
     fn ldap_hosts() {
-        assert_eq!(ldap_url("ldap.example.com:636").unwrap(), "ldaps://ldap.example.com:636");
-        assert_eq!(ldap_url("ldap://127.0.0.1:389").unwrap(), "ldap://127.0.0.1:389");
+        assert_eq!(
+            ldap_url("ldap.example.com:636").unwrap(),
+            "ldaps://ldap.example.com:636"
+        );
+        assert_eq!(
+            ldap_url("ldap://127.0.0.1:389").unwrap(),
+            "ldap://127.0.0.1:389"
+        );
         assert_eq!(ldap_url("ldaps://h/").unwrap(), "ldaps://h");
         assert!(ldap_url("http://h").is_none());
         assert!(ldap_url("").is_none());

@@ -122,7 +122,14 @@ mod tests {
     #[test]
     fn values_are_quoted_and_escaped() {
         let n = 3;
-        let line = format_line(Level::Info, "scan done", &[("repos", &n), ("err", &"a \"b\"\nc")]);
-        assert_eq!(line, r#"level=info msg="scan done" repos=3 err="a \"b\"\nc""#);
+        let line = format_line(
+            Level::Info,
+            "scan done",
+            &[("repos", &n), ("err", &"a \"b\"\nc")],
+        );
+        assert_eq!(
+            line,
+            r#"level=info msg="scan done" repos=3 err="a \"b\"\nc""#
+        );
     }
 }

@@ -227,7 +227,7 @@ impl Client {
     /// every scan (a registry may be reconfigured while the service runs).
     pub fn discover(&self) -> Result<(), Error> {
         let url = format!("{}v2/", self.registry);
-        let response = self.call_once("GET", &url, None, None)?;
+        let response = self.with_retries(|| self.call_once("GET", &url, None, None))?;
         let status = response.status().as_u16();
         let mode = match status {
             200..=299 => AuthMode::Anonymous,

@@ -1,0 +1,298 @@
+//! Login against LDAP: find the user's entry (anonymously, as the original did, or with
+//! a service account), then bind as that entry with the given password.
+//!
+//! Each login opens its own connection (an `ldap3::LdapConn` is not shareable between
+//! threads and logins are rare), with time limits so that a dead server turns into a
+//! quick 503 instead of a hung HTTP worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::{LdapConn, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions};
+
+use super::LoginError;
+use crate::config::{ConfigError, Ldap};
+
+/// Limit for connecting, including StartTLS and the TLS handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Limit for each operation (bind, search) on an open connection.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// The Debian/Ubuntu system bundle; trusted next to `ca_file` so that a server with a
+/// public certificate keeps working when an extra CA is configured.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// LDAP result code invalidCredentials (RFC 4511).
+const RC_INVALID_CREDENTIALS: u32 = 49;
+/// LDAP result code sizeLimitExceeded: the search found more than one entry.
+const RC_SIZE_LIMIT_EXCEEDED: u32 = 4;
+
+/// The `[ldap]` settings, checked and with the TLS configuration built once.
+pub struct LdapBackend {
+    url: String,
+    start_tls: bool,
+    /// Our verifying configuration; `None` for plain LDAP and for `tls_verify = False`.
+    /// In the latter case ldap3 builds a configuration that accepts any certificate (it
+    /// ignores `set_no_tls_verify` when a configuration is passed in).
+    tls: Option<Arc<rustls::ClientConfig>>,
+    tls_verify: bool,
+    base_dn: String,
+    username_attribute: String,
+    gid_attribute: String,
+    valid_gid: String,
+    bind_dn: String,
+    bind_password: String,
+}
+
+impl LdapBackend {
+    /// Reads the CA files now, so that a missing or broken file stops the start-up. Plain
+    /// `ldap://` reads none: a scratch image without a system bundle must still start.
+    pub fn new(config: &Ldap) -> Result<LdapBackend, ConfigError> {
+        let uses_tls = config.start_tls || config.url.starts_with("ldaps://");
+        let tls = if uses_tls && config.tls_verify {
+            Some(Arc::new(tls_config(config.ca_file.as_deref())?))
+        } else {
+            None
+        };
+        Ok(LdapBackend {
+            url: config.url.clone(),
+            start_tls: config.start_tls,
+            tls,
+            tls_verify: config.tls_verify,
+            base_dn: config.base_dn.clone(),
+            username_attribute: config.username_attribute.clone(),
+            gid_attribute: config.gid_attribute.clone(),
+            valid_gid: config.valid_gid.clone(),
+            bind_dn: config.bind_dn.clone(),
+            bind_password: config.bind_password.clone(),
+        })
+    }
+
+    /// The search filter for `user`: every value escaped, so a user name like `*` or
+    /// `a)(uid=*` is a literal name and never widens the search (the original's hole).
+    fn filter(&self, user: &str) -> String {
+        let user_part = format!(
+            "({}={})",
+            self.username_attribute,
+            escape_filter_value(user)
+        );
+        if self.gid_attribute.is_empty() {
+            user_part
+        } else {
+            format!(
+                "(&{user_part}({}={}))",
+                self.gid_attribute,
+                escape_filter_value(&self.valid_gid)
+            )
+        }
+    }
+
+    /// `user` and `password` are already checked to be non-empty: an empty password
+    /// would be an "unauthenticated bind", which many servers answer with success.
+    pub fn login(&self, user: &str, password: &str) -> Result<(), LoginError> {
+        let mut settings = LdapConnSettings::new()
+            .set_conn_timeout(CONNECT_TIMEOUT)
+            .set_starttls(self.start_tls);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(Arc::clone(tls));
+        }
+        settings = settings.set_no_tls_verify(!self.tls_verify);
+        let mut conn = LdapConn::with_settings(settings, &self.url)
+            .map_err(|e| unavailable(&format!("cannot connect to {}", self.url), &e))?;
+        let result = self.search_and_bind(&mut conn, user, password);
+        let _ = conn.unbind();
+        result
+    }
+
+    fn search_and_bind(
+        &self,
+        conn: &mut LdapConn,
+        user: &str,
+        password: &str,
+    ) -> Result<(), LoginError> {
+        if !self.bind_dn.is_empty() {
+            conn.with_timeout(OPERATION_TIMEOUT)
+                .simple_bind(&self.bind_dn, &self.bind_password)
+                .and_then(|r| r.success())
+                // Even rc 49 is the service's fault here, not the user's: 503, not 401.
+                .map_err(|e| unavailable("the [ldap] bind_dn service account cannot bind", &e))?;
+        }
+        // Two entries are enough to know the answer is ambiguous.
+        let search = conn
+            .with_search_options(SearchOptions::new().sizelimit(2))
+            .with_timeout(OPERATION_TIMEOUT)
+            .search(
+                &self.base_dn,
+                Scope::Subtree,
+                &self.filter(user),
+                vec!["1.1"],
+            )
+            .and_then(|r| r.success());
+        let entries = match search {
+            Ok((entries, _)) => entries,
+            Err(LdapError::LdapResult { result }) if result.rc == RC_SIZE_LIMIT_EXCEEDED => {
+                return Err(LoginError::BadCredentials(
+                    "more than one LDAP entry matches the user".into(),
+                ));
+            }
+            Err(e) => return Err(unavailable("the LDAP user search failed", &e)),
+        };
+        let dn = match entries.as_slice() {
+            [entry] => SearchEntry::construct(entry.clone()).dn,
+            [] => {
+                return Err(LoginError::BadCredentials(
+                    "no LDAP entry for the user in the valid group".into(),
+                ))
+            }
+            _ => {
+                return Err(LoginError::BadCredentials(
+                    "more than one LDAP entry matches the user".into(),
+                ))
+            }
+        };
+        if dn.is_empty() {
+            // Binding with an empty DN would be anonymous, whatever the password.
+            return Err(LoginError::BadCredentials(
+                "the user's LDAP entry has an empty DN".into(),
+            ));
+        }
+        match conn
+            .with_timeout(OPERATION_TIMEOUT)
+            .simple_bind(&dn, password)
+            .and_then(|r| r.success())
+        {
+            Ok(_) => Ok(()),
+            Err(LdapError::LdapResult { result }) if result.rc == RC_INVALID_CREDENTIALS => Err(
+                LoginError::BadCredentials(format!("wrong password for {dn}")),
+            ),
+            Err(e) => Err(unavailable(&format!("the LDAP bind as {dn} failed"), &e)),
+        }
+    }
+}
+
+fn unavailable(what: &str, error: &LdapError) -> LoginError {
+    LoginError::Unavailable(format!("{what}: {error}"))
+}
+
+/// rustls configuration trusting `ca_file` (if any) plus the system bundle (if readable).
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| ConfigError(format!("[ldap] ca_file = {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(ConfigError(format!(
+                "[ldap] ca_file = {}: no PEM certificate in the file",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| ConfigError(format!("[ldap] ca_file = {}: {e}", path.display())))?;
+        }
+    }
+    if let Ok(system) = CertificateDer::pem_file_iter(SYSTEM_CA_BUNDLE) {
+        // A bundle entry rustls cannot use is skipped, as every TLS client does.
+        let _ = roots.add_parsable_certificates(system.flatten());
+    }
+    if roots.is_empty() {
+        return Err(ConfigError(format!(
+            "[ldap] no CA certificate to verify the LDAP server with: {SYSTEM_CA_BUNDLE} is \
+             missing; set [ldap] ca_file"
+        )));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError(format!("TLS setup for LDAP: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Escape a value for an LDAP search filter (RFC 4515 §3): `*`, `(`, `)`, `\`, NUL and
+/// every byte outside printable ASCII become `\xx`. Escaping non-ASCII bytes too (UTF-8
+/// is escaped byte by byte) is allowed by the RFC and leaves nothing for a server's own
+/// parser to reinterpret.
+pub fn escape_filter_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for &b in value.as_bytes() {
+        if b == b' ' || (b.is_ascii_graphic() && !matches!(b, b'*' | b'(' | b')' | b'\\')) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_filter_metacharacters() {
+        assert_eq!(escape_filter_value("alice"), "alice");
+        assert_eq!(escape_filter_value("*"), "\\2a");
+        assert_eq!(escape_filter_value("a*"), "a\\2a");
+        assert_eq!(escape_filter_value("alice)(uid=*"), "alice\\29\\28uid=\\2a");
+        assert_eq!(
+            escape_filter_value("*)(|(uid=*"),
+            "\\2a\\29\\28|\\28uid=\\2a"
+        );
+        assert_eq!(escape_filter_value("a\\b"), "a\\5cb");
+        assert_eq!(escape_filter_value("a\0b"), "a\\00b");
+        assert_eq!(escape_filter_value("John Doe"), "John Doe");
+        assert_eq!(escape_filter_value("tab\there"), "tab\\09here");
+        assert_eq!(escape_filter_value("del\x7f"), "del\\7f");
+        assert_eq!(escape_filter_value("jürgen"), "j\\c3\\bcrgen");
+        assert_eq!(escape_filter_value(""), "");
+    }
+
+    fn backend(gid_attribute: &str) -> LdapBackend {
+        LdapBackend {
+            url: "ldap://127.0.0.1:1".into(),
+            start_tls: false,
+            tls: None,
+            tls_verify: true,
+            base_dn: "dc=example,dc=org".into(),
+            username_attribute: "uid".into(),
+            gid_attribute: gid_attribute.into(),
+            valid_gid: "5000".into(),
+            bind_dn: String::new(),
+            bind_password: String::new(),
+        }
+    }
+
+    #[test]
+    fn builds_filters() {
+        assert_eq!(
+            backend("gidNumber").filter("alice"),
+            "(&(uid=alice)(gidNumber=5000))"
+        );
+        assert_eq!(backend("").filter("alice"), "(uid=alice)");
+        assert_eq!(backend("").filter("*)(uid=*"), "(uid=\\2a\\29\\28uid=\\2a)");
+    }
+
+    #[test]
+    fn ca_file_errors_show_at_start() {
+        let missing = tls_config(Some(std::path::Path::new("/nonexistent/ca.pem")))
+            .err()
+            .unwrap();
+        assert!(
+            missing
+                .0
+                .starts_with("[ldap] ca_file = /nonexistent/ca.pem"),
+            "{missing}"
+        );
+        let dir = std::env::temp_dir().join(format!("grur-ldap-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate\n").unwrap();
+        let err = tls_config(Some(&not_pem)).err().unwrap();
+        assert!(err.0.contains("no PEM certificate"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
