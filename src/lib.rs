@@ -8,4 +8,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod http;
 pub mod log;
+pub mod refresh;
+pub mod registry;
+pub mod scan;
+pub mod snapshot;
+pub mod usage;

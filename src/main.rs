@@ -1,1 +1,273 @@
-fn main(){}
+//! The command line: a drop-in for the original's (`-c`, `--print-default-config`, `-V`)
+//! plus `--check-config` and `--collect-once`. Serving: load the config, serve the
+//! snapshot file at once if there is one, start the refresh thread and the HTTP workers,
+//! tell systemd we are ready, and stop cleanly on SIGTERM/SIGINT.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use argh::FromArgs;
+
+use gitlab_registry_usage_rest::auth::jwt::Tokens;
+use gitlab_registry_usage_rest::auth::Authenticator;
+use gitlab_registry_usage_rest::config::{self, Config};
+use gitlab_registry_usage_rest::registry::Client;
+use gitlab_registry_usage_rest::snapshot::Shared;
+use gitlab_registry_usage_rest::{http, log, refresh, scan};
+
+#[derive(FromArgs)]
+/// Scan a GitLab container registry for the disk space its repositories and tags use, and
+/// serve the result as a HAL+JSON REST API behind LDAP (or htpasswd) login and JSON Web
+/// Tokens. Exit codes: 0 success, 1 runtime failure, 2 bad command line or config.
+struct Args {
+    /// web service config file (default: /etc/gitlab_registry_usage_rest.conf)
+    #[argh(
+        option,
+        short = 'c',
+        default = "PathBuf::from(config::DEFAULT_CONFIG_PATH)"
+    )]
+    config_file: PathBuf,
+
+    /// print the default config (every key with its default) to stdout and exit
+    #[argh(switch)]
+    print_default_config: bool,
+
+    /// print the version number and exit
+    #[argh(switch, short = 'V')]
+    version: bool,
+
+    /// parse and validate the config file, say what is wrong, and exit (2 on error)
+    #[argh(switch)]
+    check_config: bool,
+
+    /// scan the registry once, print the JSON document that GET /repositories?embed=true
+    /// returns, and exit (non-zero if the scan failed as a whole)
+    #[argh(switch)]
+    collect_once: bool,
+}
+
+fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    if args.version {
+        println!("gitlab-registry-usage-rest {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if args.print_default_config {
+        print!("{}", config::DEFAULT_CONFIG);
+        return ExitCode::SUCCESS;
+    }
+    let config = match load_config(&args.config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            gitlab_registry_usage_rest::log!(
+                error,
+                "bad configuration",
+                file = args.config_file.display(),
+                error = e
+            );
+            return ExitCode::from(2);
+        }
+    };
+    log::set_debug(config.general.debug);
+    if args.check_config {
+        let serving = config
+            .check_serving()
+            .and_then(|_| Authenticator::from_config(&config).map(|_| ()));
+        let client = Client::new(&config.registry).map(|_| ());
+        return match serving.and(client) {
+            Ok(()) => {
+                println!("{}: the configuration is valid", args.config_file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", args.config_file.display());
+                ExitCode::from(2)
+            }
+        };
+    }
+    if args.collect_once {
+        return collect_once(&config);
+    }
+    serve(config)
+}
+
+/// Read and validate the file; warnings (unknown keys) are logged, errors returned.
+fn load_config(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!("cannot read it: {e} (write one with --print-default-config and edit it)")
+    })?;
+    let (config, warnings) = Config::parse(&text).map_err(|e| e.to_string())?;
+    for w in warnings {
+        gitlab_registry_usage_rest::log!(warn, w, file = path.display());
+    }
+    Ok(config)
+}
+
+fn collect_once(config: &Config) -> ExitCode {
+    let client = match Client::new(&config.registry) {
+        Ok(c) => c,
+        Err(e) => {
+            gitlab_registry_usage_rest::log!(error, "bad configuration", error = e);
+            return ExitCode::from(2);
+        }
+    };
+    match scan::scan(&client, None, config.registry.concurrency) {
+        Ok(report) => {
+            let c = report.requests;
+            gitlab_registry_usage_rest::log!(
+                info,
+                "scan finished",
+                seconds = format!("{:.3}", report.duration.as_secs_f64()),
+                repositories = report.snapshot.totals.repository_count,
+                tags = report.snapshot.totals.tag_count,
+                failed_repositories = report.failed_repositories,
+                requests = c.total(),
+            );
+            println!("{}", http::collection_document(&report.snapshot));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            gitlab_registry_usage_rest::log!(error, "scan failed", error = e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        gitlab_registry_usage_rest::log!(error, what, error = e);
+        ExitCode::from(2)
+    };
+    if let Err(e) = config.check_serving() {
+        return fail("refusing to start", &e);
+    }
+    let authenticator = match Authenticator::from_config(&config) {
+        Ok(a) => a,
+        Err(e) => return fail("refusing to start", &e),
+    };
+    let tokens = match Tokens::new(&config.jwt) {
+        Ok(t) => t,
+        Err(e) => return fail("refusing to start", &e),
+    };
+    let client = match Client::new(&config.registry) {
+        Ok(c) => c,
+        Err(e) => return fail("refusing to start", &e),
+    };
+
+    // Block SIGTERM/SIGINT before any thread starts, so only `wait_for_signal` sees them.
+    let signals = block_signals();
+
+    let shared = Arc::new(Shared::default());
+    if let Some(path) = &config.general.snapshot_file {
+        refresh::load_snapshot_file(path, &shared);
+    }
+    let config = Arc::new(config);
+    let app = Arc::new(http::App::new(
+        config.clone(),
+        shared.clone(),
+        authenticator,
+        tokens,
+    ));
+    let running = match http::start(app) {
+        Ok(r) => r,
+        Err(e) => {
+            gitlab_registry_usage_rest::log!(error, "cannot serve", error = e);
+            return ExitCode::from(1);
+        }
+    };
+    gitlab_registry_usage_rest::log!(
+        info,
+        "listening",
+        address = running.addr,
+        tls = config.general.tls_certificate_file.is_some(),
+        prefix = if config.general.server_prefix.is_empty() {
+            "/"
+        } else {
+            &config.general.server_prefix
+        },
+        workers = config.general.worker_threads,
+    );
+    notify_systemd("READY=1");
+
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    let refresh = refresh::Refresh {
+        client,
+        shared,
+        interval: config.general.refresh_interval,
+        concurrency: config.registry.concurrency,
+        snapshot_file: config.general.snapshot_file.clone(),
+    };
+    let refresher = std::thread::Builder::new()
+        .name("refresh".into())
+        .spawn(move || refresh::run(refresh, stop_rx))
+        .expect("spawn the refresh thread");
+
+    let signal = wait_for_signal(&signals);
+    gitlab_registry_usage_rest::log!(info, "stopping", signal = signal);
+    notify_systemd("STOPPING=1");
+    running.shutdown();
+    drop(stop_tx);
+    // A scan in flight is abandoned, not awaited: its requests have their own timeouts,
+    // but an exit must not wait for a whole registry walk.
+    if refresher.is_finished() {
+        let _ = refresher.join();
+    }
+    gitlab_registry_usage_rest::log!(info, "stopped");
+    ExitCode::SUCCESS
+}
+
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local, zero-initialised sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> &'static str {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` is a valid sigset_t with the signals blocked in every thread.
+    loop {
+        let rc = unsafe { libc::sigwait(set, &mut signal) };
+        if rc == 0 {
+            break;
+        }
+    }
+    match signal {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        _ => "signal",
+    }
+}
+
+/// `sd_notify` without libsystemd: one datagram to `$NOTIFY_SOCKET` (path or `@abstract`).
+fn notify_systemd(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(socket) = UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let result = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| socket.send_to_addr(state.as_bytes(), &a))
+    } else {
+        socket.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = result {
+        gitlab_registry_usage_rest::log!(
+            warn,
+            "cannot notify systemd",
+            socket = Path::new(&path).display(),
+            error = e
+        );
+    }
+}

@@ -104,7 +104,10 @@ mod tests {
         b.finish(1.0)
     }
 
-    fn sizes(s: &Snapshot, repo: &str) -> (Option<u64>, Option<u64>, Vec<(String, u64, u64)>) {
+    /// (size, disk_size) of a repository and (name, size, disk_size) of each tag.
+    type Sizes = (Option<u64>, Option<u64>, Vec<(String, u64, u64)>);
+
+    fn sizes(s: &Snapshot, repo: &str) -> Sizes {
         let r = s.repository(repo).unwrap();
         let tags = r
             .tags

@@ -22,8 +22,10 @@ fn client(registry: &str, user: &str, password: &str, page_size: u32) -> Client 
     Client::new(&config.registry).unwrap()
 }
 
-/// (size, disk_size) of a repository, and of each of its tags by name.
-fn repo(s: &Snapshot, name: &str) -> (Option<u64>, Option<u64>, Vec<(String, u64, u64)>) {
+/// (size, disk_size) of a repository, and (name, size, disk_size) of each of its tags.
+type Sizes = (Option<u64>, Option<u64>, Vec<(String, u64, u64)>);
+
+fn repo(s: &Snapshot, name: &str) -> Sizes {
     let r = s.repository(name).unwrap_or_else(|| panic!("{name} not in snapshot"));
     let tags = r
         .tags

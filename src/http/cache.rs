@@ -1,0 +1,191 @@
+//! ETags, and the cache of large rendered documents.
+//!
+//! `GET /repositories?embed=true` over 100k tags is tens of megabytes of JSON. It only
+//! changes when a new snapshot arrives, so it is rendered once per snapshot generation
+//! and query form and then served from an `Arc<[u8]>` (no copy per request, and the
+//! lock is held only to clone the `Arc`, never while the bytes go out). Small documents
+//! are not cached: rendering them is cheaper than the lookup.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::router::Collection;
+
+/// A strong entity tag: a 64-bit hash of the exact body bytes, as `"<16 hex digits>"`.
+///
+/// Hashing the bytes (rather than, say, the snapshot generation) means an unchanged
+/// document keeps its tag across scans and restarts, so clients' cached copies stay good.
+/// The hash is SipHash with fixed keys: deterministic for one build of the service, which
+/// is all a cache validator needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ETag([u8; 18]);
+
+impl ETag {
+    pub fn of(body: &[u8]) -> ETag {
+        #[allow(deprecated)]
+        // SipHasher is deprecated only in favour of DefaultHasher, whose keys may change.
+        let mut hasher =
+            std::hash::SipHasher::new_with_keys(0x6772_7572_2d65_7461, 0x6720_7631_0000_0000);
+        hasher.write(body);
+        let h = hasher.finish();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut tag = [b'"'; 18];
+        for (i, slot) in tag[1..17].iter_mut().enumerate() {
+            *slot = HEX[((h >> (60 - 4 * i)) & 15) as usize];
+        }
+        ETag(tag)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only quotes and hex digits were written.
+        std::str::from_utf8(&self.0).unwrap_or("\"\"")
+    }
+}
+
+/// A response body: static text, rendered for this request, or shared from the cache.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Static(&'static [u8]),
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Body::Static(b) => b,
+            Body::Owned(b) => b,
+            Body::Shared(b) => b,
+        }
+    }
+}
+
+/// Which resource a cached document shows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ResourceKey {
+    Collection,
+    Repository(Box<str>),
+    Tags(Box<str>),
+}
+
+/// Everything that changes a document within one snapshot generation. The server
+/// prefix is fixed per process, so the collection name (`/repositories` or `/images`)
+/// stands for the whole base URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub resource: ResourceKey,
+    pub collection: Collection,
+    pub depth: u8,
+    pub links: bool,
+    pub html: bool,
+}
+
+/// A cached document.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub body: Arc<[u8]>,
+    pub etag: ETag,
+}
+
+/// Upper bound of the bytes kept, so that a client walking through every query form of
+/// every large repository cannot make the process grow without limit; past it, documents
+/// are rendered per request.
+const MAX_BYTES: usize = 256 * 1024 * 1024;
+
+#[derive(Default)]
+struct State {
+    generation: u64,
+    bytes: usize,
+    entries: HashMap<Key, Rendered>,
+}
+
+/// Rendered documents of the newest snapshot generation seen.
+#[derive(Default)]
+pub struct RenderCache {
+    state: Mutex<State>,
+}
+
+impl RenderCache {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Entries are inserted whole; a panic elsewhere cannot leave one half-written.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The document for `key` rendered from snapshot `generation`, if there is one.
+    pub fn get(&self, generation: u64, key: &Key) -> Option<Rendered> {
+        let state = self.lock();
+        if state.generation != generation {
+            return None;
+        }
+        state.entries.get(key).cloned()
+    }
+
+    /// Keeps a document. A newer generation drops everything older; a document of an
+    /// older generation (a request that began before the swap) is not kept.
+    pub fn insert(&self, generation: u64, key: Key, rendered: Rendered) {
+        let mut state = self.lock();
+        if generation < state.generation {
+            return;
+        }
+        if generation > state.generation {
+            *state = State {
+                generation,
+                ..State::default()
+            };
+        }
+        let size = rendered.body.len();
+        if state.bytes + size > MAX_BYTES {
+            return;
+        }
+        if let Some(old) = state.entries.insert(key, rendered) {
+            state.bytes -= old.body.len();
+        }
+        state.bytes += size;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(depth: u8) -> Key {
+        Key {
+            resource: ResourceKey::Collection,
+            collection: Collection::Repositories,
+            depth,
+            links: false,
+            html: false,
+        }
+    }
+
+    fn doc(text: &str) -> Rendered {
+        Rendered {
+            body: text.as_bytes().into(),
+            etag: ETag::of(text.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn etags_are_quoted_hex_and_follow_the_bytes() {
+        let a = ETag::of(b"{}");
+        assert_eq!(a.as_str().len(), 18);
+        assert!(a.as_str().starts_with('"') && a.as_str().ends_with('"'));
+        assert_eq!(a, ETag::of(b"{}"));
+        assert_ne!(a, ETag::of(b"{ }"));
+    }
+
+    #[test]
+    fn a_new_generation_drops_the_old_documents() {
+        let cache = RenderCache::default();
+        cache.insert(5, key(1), doc("five"));
+        assert_eq!(&*cache.get(5, &key(1)).unwrap().body, b"five");
+        assert!(cache.get(5, &key(2)).is_none());
+        assert!(cache.get(6, &key(1)).is_none());
+        cache.insert(6, key(2), doc("six"));
+        assert!(cache.get(5, &key(1)).is_none());
+        cache.insert(5, key(1), doc("late"));
+        assert!(cache.get(6, &key(1)).is_none());
+        assert_eq!(cache.lock().bytes, 3);
+    }
+}

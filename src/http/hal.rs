@@ -1,0 +1,498 @@
+//! The resources as HAL documents: which fields, `_links` and `_embedded` each one has.
+//!
+//! The structure is written once, in [`collection`], [`repository`], [`tags`] and [`tag`],
+//! against the [`Sink`] trait; [`Json`] turns it into `application/hal+json` and
+//! `html::Html` into a page. One description for both formats keeps the HTML view from
+//! drifting away from the JSON, and streaming into a byte buffer (no `serde_json::Value`
+//! tree) keeps a 100k-tag collection cheap to render.
+//!
+//! Compatibility with the original service: field names and order, `_links` keys (`self`,
+//! `items`, `collection`, `related`, `up`) and `_embedded` keys (`items`, `related`) are
+//! the original's. Its bugs are not kept: a tag's `self` is the tag's own URL, a tag
+//! link's title is the tag name, links carry `server_prefix`, and an `_embedded` or a
+//! link list that would be empty is left out.
+
+use std::fmt::Write as _;
+
+use crate::snapshot::{Repository, Snapshot, Tag};
+
+use super::percent::Encoded;
+
+/// Where a resource lives, written exactly as in links:
+/// `<base>[/<quote(repo)>[/tags[/<quote(tag)>]]]`, where `base` is `<server_prefix>/repositories`
+/// (or `/images`, the 0.1.x name, when the client used that). Formatting it writes
+/// straight into the output: no `String` per link.
+#[derive(Debug, Clone, Copy)]
+pub struct Href<'a> {
+    pub base: &'a str,
+    pub repo: Option<&'a str>,
+    pub tags: bool,
+    pub tag: Option<&'a str>,
+}
+
+impl<'a> Href<'a> {
+    pub fn collection(base: &'a str) -> Href<'a> {
+        Href {
+            base,
+            repo: None,
+            tags: false,
+            tag: None,
+        }
+    }
+
+    pub fn repository(base: &'a str, repo: &'a str) -> Href<'a> {
+        Href {
+            repo: Some(repo),
+            ..Href::collection(base)
+        }
+    }
+
+    pub fn tags(base: &'a str, repo: &'a str) -> Href<'a> {
+        Href {
+            tags: true,
+            ..Href::repository(base, repo)
+        }
+    }
+
+    pub fn tag(base: &'a str, repo: &'a str, tag: &'a str) -> Href<'a> {
+        Href {
+            tag: Some(tag),
+            ..Href::tags(base, repo)
+        }
+    }
+}
+
+impl std::fmt::Display for Href<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.base)?;
+        if let Some(repo) = self.repo {
+            write!(f, "/{}", Encoded(repo))?;
+            if self.tags {
+                f.write_str("/tags")?;
+                if let Some(tag) = self.tag {
+                    write!(f, "/{}", Encoded(tag))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Receives a resource's parts in document order. Calls nest: inside `begin`/`end` come
+/// fields, then at most one `begin_links`..`end_links`, then at most one
+/// `begin_embedded`..`end_embedded` whose entries are whole resources.
+pub trait Sink {
+    /// A resource starts; `href` is its own URL (the JSON sink ignores it unless it is
+    /// given as a `self` link; the HTML sink uses it as the heading).
+    fn begin(&mut self, href: &Href<'_>);
+    fn str_field(&mut self, key: &str, value: &str);
+    /// `None` is written as `null` (a size that is unknown because the scan failed).
+    fn u64_field(&mut self, key: &str, value: Option<u64>);
+    fn f64_field(&mut self, key: &str, value: f64);
+    fn begin_links(&mut self);
+    fn link(&mut self, rel: &str, href: &Href<'_>, title: Option<&str>);
+    fn begin_link_list(&mut self, rel: &str);
+    fn list_link(&mut self, href: &Href<'_>, title: &str);
+    fn end_link_list(&mut self);
+    fn end_links(&mut self);
+    fn begin_embedded(&mut self);
+    /// One embedded resource under `rel` (not a list), e.g. a repository's `related`.
+    fn begin_embedded_one(&mut self, rel: &str);
+    fn end_embedded_one(&mut self);
+    fn begin_embedded_list(&mut self, rel: &str);
+    fn end_embedded_list(&mut self);
+    fn end_embedded(&mut self);
+    fn end(&mut self);
+}
+
+/// How a client asked to see the resources: under which base URL, and with links or not.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// `<server_prefix>/repositories` or `<server_prefix>/images`.
+    pub base: &'a str,
+    pub links: bool,
+}
+
+/// How deep `embed` may usefully go: collection → repository → tags → tag. Any larger
+/// depth renders the same document, so depths are clamped to this (which also makes
+/// `embed=3`, `embed=99` and `embed=true` share one cache entry).
+pub const MAX_DEPTH: u8 = 3;
+
+/// `/repositories`: registry totals; links to every repository; embedded repositories.
+pub fn collection<S: Sink>(s: &mut S, snapshot: &Snapshot, view: View<'_>, depth: u8) {
+    let href = Href::collection(view.base);
+    s.begin(&href);
+    let totals = &snapshot.totals;
+    s.f64_field("timestamp", snapshot.timestamp);
+    s.u64_field("size", Some(totals.size));
+    s.u64_field("disk_size", Some(totals.disk_size));
+    s.u64_field("repository_count", Some(totals.repository_count as u64));
+    s.u64_field("tag_count", Some(totals.tag_count as u64));
+    let repos = &snapshot.repositories;
+    if view.links {
+        s.begin_links();
+        s.link("self", &href, None);
+        if !repos.is_empty() {
+            s.begin_link_list("items");
+            for r in repos {
+                s.list_link(&Href::repository(view.base, &r.name), &r.name);
+            }
+            s.end_link_list();
+        }
+        s.end_links();
+    }
+    if depth > 0 && !repos.is_empty() {
+        s.begin_embedded();
+        s.begin_embedded_list("items");
+        for r in repos {
+            repository(s, r, view, depth - 1);
+        }
+        s.end_embedded_list();
+        s.end_embedded();
+    }
+    s.end();
+}
+
+/// A repository: name, sizes (null when unknown), the scan error if its last scan
+/// failed; a `related` link and embedded tags collection only when its tags are known.
+pub fn repository<S: Sink>(s: &mut S, repo: &Repository, view: View<'_>, depth: u8) {
+    let href = Href::repository(view.base, &repo.name);
+    s.begin(&href);
+    s.str_field("name", &repo.name);
+    s.u64_field("size", repo.size);
+    s.u64_field("disk_size", repo.disk_size);
+    if let Some(error) = &repo.error {
+        s.str_field("error", error);
+    }
+    if view.links {
+        s.begin_links();
+        s.link("self", &href, None);
+        s.link("collection", &Href::collection(view.base), None);
+        if repo.tags.is_some() {
+            s.link("related", &Href::tags(view.base, &repo.name), Some("tags"));
+        }
+        s.end_links();
+    }
+    if let (true, Some(tag_list)) = (depth > 0, &repo.tags) {
+        s.begin_embedded();
+        s.begin_embedded_one("related");
+        tags(s, repo, tag_list, view, depth - 1);
+        s.end_embedded_one();
+        s.end_embedded();
+    }
+    s.end();
+}
+
+/// A repository's tags collection: the count; links to each tag; embedded tags.
+pub fn tags<S: Sink>(s: &mut S, repo: &Repository, tag_list: &[Tag], view: View<'_>, depth: u8) {
+    let href = Href::tags(view.base, &repo.name);
+    s.begin(&href);
+    s.u64_field("count", Some(tag_list.len() as u64));
+    if view.links {
+        s.begin_links();
+        s.link("self", &href, None);
+        s.link("up", &Href::repository(view.base, &repo.name), None);
+        if !tag_list.is_empty() {
+            s.begin_link_list("items");
+            for t in tag_list {
+                s.list_link(&Href::tag(view.base, &repo.name, &t.name), &t.name);
+            }
+            s.end_link_list();
+        }
+        s.end_links();
+    }
+    if depth > 0 && !tag_list.is_empty() {
+        s.begin_embedded();
+        s.begin_embedded_list("items");
+        for t in tag_list {
+            tag(s, repo, t, view);
+        }
+        s.end_embedded_list();
+        s.end_embedded();
+    }
+    s.end();
+}
+
+/// A tag: name and sizes; links to itself and its tags collection. Nothing to embed.
+pub fn tag<S: Sink>(s: &mut S, repo: &Repository, t: &Tag, view: View<'_>) {
+    let href = Href::tag(view.base, &repo.name, &t.name);
+    s.begin(&href);
+    s.str_field("name", &t.name);
+    s.u64_field("size", Some(t.size));
+    s.u64_field("disk_size", Some(t.disk_size));
+    if view.links {
+        s.begin_links();
+        s.link("self", &href, None);
+        s.link("collection", &Href::tags(view.base, &repo.name), None);
+        s.end_links();
+    }
+    s.end();
+}
+
+/// Compact `application/hal+json`, written by hand into one buffer.
+///
+/// Comma placement needs one flag, not a stack: `first` says whether the container being
+/// filled has no entry yet, and closing a container makes it an entry of its parent.
+pub struct Json {
+    out: Vec<u8>,
+    first: bool,
+    after_key: bool,
+    scratch: String,
+}
+
+impl Json {
+    pub fn with_capacity(capacity: usize) -> Json {
+        Json {
+            out: Vec::with_capacity(capacity),
+            first: true,
+            after_key: false,
+            scratch: String::new(),
+        }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.out
+    }
+
+    fn before_value(&mut self) {
+        if self.after_key {
+            self.after_key = false;
+        } else if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    fn key(&mut self, key: &str) {
+        self.before_value();
+        self.string(key);
+        self.out.push(b':');
+        self.after_key = true;
+    }
+
+    fn open(&mut self, c: u8) {
+        self.before_value();
+        self.out.push(c);
+        self.first = true;
+    }
+
+    fn close(&mut self, c: u8) {
+        self.out.push(c);
+        self.first = false;
+    }
+
+    fn string(&mut self, s: &str) {
+        write_json_string(&mut self.out, s);
+    }
+
+    fn href_string(&mut self, href: &Href<'_>) {
+        self.scratch.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(self.scratch, "{href}");
+        write_json_string(&mut self.out, &self.scratch);
+    }
+
+    fn link_object(&mut self, href: &Href<'_>, title: Option<&str>) {
+        self.open(b'{');
+        self.key("href");
+        self.before_value();
+        self.href_string(href);
+        if let Some(title) = title {
+            self.key("title");
+            self.before_value();
+            self.string(title);
+        }
+        self.close(b'}');
+    }
+}
+
+/// A JSON string literal (serde_json's escaping: `"`, `\` and control characters).
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A finite float as Python's `json.dumps` writes it (shortest round-trip form, `.0` on
+/// whole numbers); NaN and infinities, which JSON cannot carry, as `null`.
+pub fn write_json_f64(out: &mut Vec<u8>, value: f64) {
+    // serde_json uses the same shortest representation (ryu) and maps non-finite to null.
+    let _ = serde_json::to_writer(&mut *out, &value);
+}
+
+impl Sink for Json {
+    fn begin(&mut self, _href: &Href<'_>) {
+        self.open(b'{');
+    }
+
+    fn str_field(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.before_value();
+        self.string(value);
+    }
+
+    fn u64_field(&mut self, key: &str, value: Option<u64>) {
+        self.key(key);
+        self.before_value();
+        match value {
+            Some(n) => {
+                let _ = serde_json::to_writer(&mut self.out, &n);
+            }
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
+    fn f64_field(&mut self, key: &str, value: f64) {
+        self.key(key);
+        self.before_value();
+        write_json_f64(&mut self.out, value);
+    }
+
+    fn begin_links(&mut self) {
+        self.key("_links");
+        self.open(b'{');
+    }
+
+    fn link(&mut self, rel: &str, href: &Href<'_>, title: Option<&str>) {
+        self.key(rel);
+        self.link_object(href, title);
+    }
+
+    fn begin_link_list(&mut self, rel: &str) {
+        self.key(rel);
+        self.open(b'[');
+    }
+
+    fn list_link(&mut self, href: &Href<'_>, title: &str) {
+        self.link_object(href, Some(title));
+    }
+
+    fn end_link_list(&mut self) {
+        self.close(b']');
+    }
+
+    fn end_links(&mut self) {
+        self.close(b'}');
+    }
+
+    fn begin_embedded(&mut self) {
+        self.key("_embedded");
+        self.open(b'{');
+    }
+
+    fn begin_embedded_one(&mut self, rel: &str) {
+        self.key(rel);
+    }
+
+    fn end_embedded_one(&mut self) {}
+
+    fn begin_embedded_list(&mut self, rel: &str) {
+        self.key(rel);
+        self.open(b'[');
+    }
+
+    fn end_embedded_list(&mut self) {
+        self.close(b']');
+    }
+
+    fn end_embedded(&mut self) {
+        self.close(b'}');
+    }
+
+    fn end(&mut self) {
+        self.close(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{Builder, LayerRef, ScannedTag};
+
+    fn snapshot() -> Snapshot {
+        let mut b = Builder::default();
+        let layer = |d: &str, s| LayerRef {
+            digest: d.into(),
+            size: s,
+        };
+        b.add_repository(
+            "g/app",
+            Some(vec![ScannedTag {
+                name: "v1".into(),
+                digest: None,
+                layers: vec![layer("sha256:a", 10)],
+            }]),
+            None,
+        );
+        b.add_repository("empty", Some(vec![]), None);
+        b.add_repository("broken", None, Some("HTTP \"500\"\n".into()));
+        b.finish(1.5)
+    }
+
+    fn json(f: impl FnOnce(&mut Json)) -> serde_json::Value {
+        let mut j = Json::with_capacity(64);
+        f(&mut j);
+        serde_json::from_slice(&j.into_bytes()).expect("valid JSON")
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let mut out = Vec::new();
+        write_json_string(&mut out, "a\"b\\c\n\u{1}ü</");
+        assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\n\u0001ü</""#);
+    }
+
+    #[test]
+    fn numbers() {
+        let mut out = Vec::new();
+        write_json_f64(&mut out, 1234.0);
+        write_json_f64(&mut out, f64::NAN);
+        assert_eq!(out, b"1234.0null");
+    }
+
+    #[test]
+    fn full_embedding_with_links() {
+        let s = snapshot();
+        let view = View {
+            base: "/p/repositories",
+            links: true,
+        };
+        let doc = json(|j| collection(j, &s, view, MAX_DEPTH));
+        assert_eq!(doc["_links"]["items"][2]["href"], "/p/repositories/g%2Fapp");
+        let items = doc["_embedded"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        // broken: no related link, no _embedded, null sizes, the error.
+        assert_eq!(items[0]["size"], serde_json::Value::Null);
+        assert_eq!(items[0]["error"], "HTTP \"500\"\n");
+        assert!(items[0]["_links"].get("related").is_none());
+        assert!(items[0].get("_embedded").is_none());
+        // empty: a tags collection with no items link and no _embedded.
+        let empty_tags = &items[1]["_embedded"]["related"];
+        assert_eq!(empty_tags["count"], 0);
+        assert!(empty_tags["_links"].get("items").is_none());
+        assert!(empty_tags.get("_embedded").is_none());
+        let tag = &items[2]["_embedded"]["related"]["_embedded"]["items"][0];
+        assert_eq!(
+            tag["_links"]["self"]["href"],
+            "/p/repositories/g%2Fapp/tags/v1"
+        );
+        assert_eq!(
+            tag["_links"]["collection"]["href"],
+            "/p/repositories/g%2Fapp/tags"
+        );
+    }
+
+    #[test]
+    fn no_links_no_embedding_is_just_the_fields() {
+        let s = snapshot();
+        let view = View {
+            base: "/repositories",
+            links: false,
+        };
+        let mut j = Json::with_capacity(64);
+        repository(&mut j, s.repository("g/app").unwrap(), view, 0);
+        assert_eq!(
+            String::from_utf8(j.into_bytes()).unwrap(),
+            r#"{"name":"g/app","size":10,"disk_size":10}"#
+        );
+    }
+}
