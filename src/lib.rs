@@ -7,9 +7,11 @@
 //! ARCHITECTURE.md for the code map and the invariants.
 
 pub mod auth;
+pub mod base64;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod percent;
 pub mod refresh;
 pub mod registry;
 pub mod scan;

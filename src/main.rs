@@ -114,16 +114,7 @@ fn collect_once(config: &Config) -> ExitCode {
     };
     match scan::scan(&client, None, config.registry.concurrency) {
         Ok(report) => {
-            let c = report.requests;
-            gitlab_registry_usage_rest::log!(
-                info,
-                "scan finished",
-                seconds = format!("{:.3}", report.duration.as_secs_f64()),
-                repositories = report.snapshot.totals.repository_count,
-                tags = report.snapshot.totals.tag_count,
-                failed_repositories = report.failed_repositories,
-                requests = c.total(),
-            );
+            report.log();
             println!("{}", http::collection_document(&report.snapshot));
             ExitCode::SUCCESS
         }

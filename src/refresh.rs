@@ -64,24 +64,7 @@ pub fn scan_once(r: &Refresh) -> bool {
     }));
     match outcome {
         Ok(Ok(report)) => {
-            let c = report.requests;
-            crate::log!(
-                info,
-                "scan finished",
-                seconds = format!("{:.3}", report.duration.as_secs_f64()),
-                repositories = report.snapshot.totals.repository_count,
-                tags = report.snapshot.totals.tag_count,
-                failed_repositories = report.failed_repositories,
-                skipped_names = report.skipped_names,
-                requests = c.total(),
-                token = c.token,
-                catalog = c.catalog,
-                tags_list = c.tags,
-                manifest_head = c.manifest_head,
-                manifest_get = c.manifest_get,
-                blob_head = c.blob_head,
-                retries = c.retries,
-            );
+            report.log();
             let snapshot = Arc::new(report.snapshot);
             r.shared.set(snapshot.clone());
             if let Some(path) = &r.snapshot_file {

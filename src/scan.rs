@@ -29,6 +29,30 @@ pub struct Report {
     pub skipped_names: usize,
 }
 
+impl Report {
+    /// The one log line per scan: duration, size of the registry, requests by kind, errors.
+    pub fn log(&self) {
+        let c = self.requests;
+        crate::log!(
+            info,
+            "scan finished",
+            seconds = format!("{:.3}", self.duration.as_secs_f64()),
+            repositories = self.snapshot.totals.repository_count,
+            tags = self.snapshot.totals.tag_count,
+            failed_repositories = self.failed_repositories,
+            skipped_names = self.skipped_names,
+            requests = c.total(),
+            token = c.token,
+            catalog = c.catalog,
+            tags_list = c.tags,
+            manifest_head = c.manifest_head,
+            manifest_get = c.manifest_get,
+            blob_head = c.blob_head,
+            retries = c.retries,
+        );
+    }
+}
+
 /// Distribution's repository name grammar, loosely: `/`-separated non-empty components
 /// of `[A-Za-z0-9._-]`, none of them `.` or `..`. Anything else would be put into URLs.
 pub fn valid_repository_name(name: &str) -> bool {

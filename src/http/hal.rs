@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use crate::snapshot::{Repository, Snapshot, Tag};
 
-use super::percent::Encoded;
+use crate::percent::Encoded;
 
 /// Where a resource lives, written exactly as in links:
 /// `<base>[/<quote(repo)>[/tags[/<quote(tag)>]]]`, where `base` is `<server_prefix>/repositories`

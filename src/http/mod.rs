@@ -14,7 +14,6 @@ mod cache;
 mod hal;
 mod handler;
 mod html;
-mod percent;
 mod router;
 mod server;
 mod token_cache;

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use crate::snapshot::{Repository, Snapshot, Tag};
 
 use super::hal::{Href, MAX_DEPTH};
-use super::percent::{decode_path, decode_query_component, DecodeError};
+use crate::percent::{decode_path, decode_query_component, DecodeError};
 
 /// The two names of the repository collection: `/repositories`, and `/images` as 0.1.x
 /// called it. Links in a response stay under the name the client used.

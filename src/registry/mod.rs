@@ -321,7 +321,7 @@ impl Client {
     fn basic_credentials(&self) -> String {
         format!(
             "Basic {}",
-            base64_encode(format!("{}:{}", self.username, self.access_token).as_bytes())
+            crate::base64::encode(format!("{}:{}", self.username, self.access_token).as_bytes())
         )
     }
 
@@ -340,8 +340,8 @@ impl Client {
         let sep = if realm.contains('?') { '&' } else { '?' };
         let url = format!(
             "{realm}{sep}client_id=docker&service={}&scope={}",
-            query_encode(service),
-            query_encode(scope)
+            crate::percent::Encoded(service),
+            crate::percent::Encoded(scope)
         );
         let basic = self.basic_credentials();
         let started = Instant::now();
@@ -493,14 +493,16 @@ impl Client {
                     });
                 }
                 AuthMode::Bearer { .. } if !renewed => self.forget_token(&scope_text),
-                AuthMode::Basic => return Err(Error::Status {
-                    url: url.to_string(),
-                    status: 401,
-                    detail: format!(
+                AuthMode::Basic => {
+                    return Err(Error::Status {
+                        url: url.to_string(),
+                        status: 401,
+                        detail: format!(
                         " (the registry refused [registry] username {:?} with its access_token)",
                         self.username
                     ),
-                }),
+                    })
+                }
                 _ => {
                     return Err(Error::Status {
                         url: url.to_string(),
@@ -747,37 +749,6 @@ fn origin_of(url: &str) -> String {
     url[..end].to_ascii_lowercase()
 }
 
-/// Percent-encode a query value (everything but RFC 3986 unreserved characters).
-fn query_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// The extra CAs of `ca_file`, plus the system bundle when there is one (so public
 /// hosts keep working).
 fn load_roots(path: &std::path::Path) -> Result<ureq::tls::RootCerts, config::ConfigError> {
@@ -845,11 +816,8 @@ mod tests {
         );
         assert_eq!(origin_of("http://h"), "http://h");
         assert_eq!(
-            query_encode("repository:g/p:pull"),
+            crate::percent::Encoded("repository:g/p:pull").to_string(),
             "repository%3Ag%2Fp%3Apull"
         );
-        assert_eq!(base64_encode(b"root:token"), "cm9vdDp0b2tlbg==");
-        assert_eq!(base64_encode(b"ab"), "YWI=");
-        assert_eq!(base64_encode(b"abc"), "YWJj");
     }
 }
