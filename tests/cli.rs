@@ -16,7 +16,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_gitlab-registry-usage-rest");
 const SECRET: &str = "k8Jf2Lq9Vx3Nw7Rt5Yb1Hc6Zm4Pd0Gs2";
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run the binary");
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run the binary");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -32,7 +35,11 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// A config for a no-auth registry, htpasswd login (user `admin`, password `pw`).
 fn config_text(dir: &Path, registry: &str, port: u16, extra_general: &str) -> String {
-    let htpasswd = write(dir, "htpasswd", &format!("admin:{}\n", bcrypt::hash("pw", 4).unwrap()));
+    let htpasswd = write(
+        dir,
+        "htpasswd",
+        &format!("admin:{}\n", bcrypt::hash("pw", 4).unwrap()),
+    );
     format!(
         "[general]\nsocket_port = {port}\nauth_backend = htpasswd\nrefresh_interval = 1 hour\n{extra_general}\n\
          [jwt]\nsecret_key = {SECRET}\n\
@@ -46,7 +53,10 @@ fn config_text(dir: &Path, registry: &str, port: u16, extra_general: &str) -> St
 fn version_and_default_config() {
     let (code, out, _) = run(&["-V"]);
     assert_eq!(code, 0);
-    assert_eq!(out.trim(), format!("gitlab-registry-usage-rest {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out.trim(),
+        format!("gitlab-registry-usage-rest {}", env!("CARGO_PKG_VERSION"))
+    );
     assert_eq!(run(&["--version"]).1, out);
 
     let (code, out, _) = run(&["--print-default-config"]);
@@ -54,14 +64,33 @@ fn version_and_default_config() {
     let (parsed, warnings) = Config::parse(&out).expect("the printed default config parses");
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(parsed.general.socket_port, 5000);
-    for key in ["refresh_interval", "snapshot_file", "concurrency", "page_size", "request_timeout", "ca_file"] {
-        let line = out.lines().position(|l| l.starts_with(&format!("{key} ="))).unwrap_or_else(|| panic!("{key} missing"));
-        assert!(out.lines().nth(line - 1).unwrap().starts_with('#'), "{key} has a one-line comment above it");
+    for key in [
+        "refresh_interval",
+        "snapshot_file",
+        "concurrency",
+        "page_size",
+        "request_timeout",
+        "ca_file",
+    ] {
+        let line = out
+            .lines()
+            .position(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("{key} missing"));
+        assert!(
+            out.lines().nth(line - 1).unwrap().starts_with('#'),
+            "{key} has a one-line comment above it"
+        );
     }
 
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for flag in ["--config-file", "--print-default-config", "--version", "--check-config", "--collect-once"] {
+    for flag in [
+        "--config-file",
+        "--print-default-config",
+        "--version",
+        "--check-config",
+        "--collect-once",
+    ] {
         assert!(out.contains(flag), "--help explains {flag}");
     }
 }
@@ -69,7 +98,11 @@ fn version_and_default_config() {
 #[test]
 fn check_config_names_section_key_and_value() {
     let dir = TempDir::new("cli-check");
-    let good = write(dir.path(), "good.conf", &config_text(dir.path(), "http://127.0.0.1:9/", 5000, ""));
+    let good = write(
+        dir.path(),
+        "good.conf",
+        &config_text(dir.path(), "http://127.0.0.1:9/", 5000, ""),
+    );
     let (code, out, err) = run(&["--check-config", "-c", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("the configuration is valid"));
@@ -77,7 +110,11 @@ fn check_config_names_section_key_and_value() {
     let bad = write(dir.path(), "bad.conf", "[registry]\nconcurrency = lots\n");
     let (code, _, err) = run(&["--check-config", "-c", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains(r#"[registry] concurrency = \"lots\""#) || err.contains(r#"[registry] concurrency = "lots""#), "{err}");
+    assert!(
+        err.contains(r#"[registry] concurrency = \"lots\""#)
+            || err.contains(r#"[registry] concurrency = "lots""#),
+        "{err}"
+    );
 
     // the original's default config is refused for serving: the secret is the placeholder
     let default = write(dir.path(), "default.conf", "");
@@ -87,9 +124,16 @@ fn check_config_names_section_key_and_value() {
 
     let (code, _, err) = run(&["-c", dir.path().join("missing.conf").to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("cannot read it") && err.contains("--print-default-config"), "{err}");
+    assert!(
+        err.contains("cannot read it") && err.contains("--print-default-config"),
+        "{err}"
+    );
 
-    let warn = write(dir.path(), "warn.conf", &(config_text(dir.path(), "http://127.0.0.1:9/", 5000, "socket_prot = 1")));
+    let warn = write(
+        dir.path(),
+        "warn.conf",
+        &(config_text(dir.path(), "http://127.0.0.1:9/", 5000, "socket_prot = 1")),
+    );
     let (code, _, err) = run(&["--check-config", "-c", warn.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(err.contains("unknown key [general] socket_prot"), "{err}");
@@ -103,7 +147,11 @@ fn collect_once_prints_the_embedded_collection() {
     pusher.image("grp/one", "a", &[&base, &[1u8; 10]], Format::Oci);
     pusher.image("grp/two", "b", &[&base, &[2u8; 20]], Format::Docker);
     let dir = TempDir::new("cli-collect");
-    let conf = write(dir.path(), "c.conf", &config_text(dir.path(), &registry.url, 5000, ""));
+    let conf = write(
+        dir.path(),
+        "c.conf",
+        &config_text(dir.path(), &registry.url, 5000, ""),
+    );
     let (code, out, err) = run(&["--collect-once", "-c", conf.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("scan finished"), "{err}");
@@ -113,19 +161,43 @@ fn collect_once_prints_the_embedded_collection() {
     assert_eq!(doc["size"], 4010 + 4020);
     assert_eq!(doc["disk_size"], 4000 + 10 + 20);
     assert!(doc["timestamp"].as_f64().unwrap() > 1.7e9);
-    let items = doc["_embedded"]["items"].as_array().expect("embedded repositories");
+    let items = doc["_embedded"]["items"]
+        .as_array()
+        .expect("embedded repositories");
     assert_eq!(items[0]["name"], "grp/one");
     assert_eq!(items[0]["disk_size"], 4010);
     assert_eq!(items[1]["disk_size"], 20);
     let tag = &items[1]["_embedded"]["related"]["_embedded"]["items"][0];
-    assert_eq!((tag["name"].as_str(), tag["size"].as_u64(), tag["disk_size"].as_u64()), (Some("b"), Some(4020), Some(20)));
-    assert!(doc.get("_links").is_none(), "links are off unless asked for");
+    assert_eq!(
+        (
+            tag["name"].as_str(),
+            tag["size"].as_u64(),
+            tag["disk_size"].as_u64()
+        ),
+        (Some("b"), Some(4020), Some(20))
+    );
+    assert!(
+        doc.get("_links").is_none(),
+        "links are off unless asked for"
+    );
 
-    let down = write(dir.path(), "down.conf", &config_text(dir.path(), &format!("http://127.0.0.1:{}/", free_port()), 5000, ""));
+    let down = write(
+        dir.path(),
+        "down.conf",
+        &config_text(
+            dir.path(),
+            &format!("http://127.0.0.1:{}/", free_port()),
+            5000,
+            "",
+        ),
+    );
     let (code, out, err) = run(&["--collect-once", "-c", down.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(out.is_empty());
-    assert!(err.contains("scan failed") && err.contains("no answer"), "{err}");
+    assert!(
+        err.contains("scan failed") && err.contains("no answer"),
+        "{err}"
+    );
 }
 
 fn start_service(conf: &Path, stderr: &Path) -> ChildGuard {
@@ -162,7 +234,10 @@ fn terminate(service: &mut ChildGuard) -> i32 {
         if let Some(status) = service.child.try_wait().unwrap() {
             return status.code().unwrap_or(-1);
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no exit within 10 s of SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no exit within 10 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -178,20 +253,39 @@ fn the_snapshot_file_survives_a_restart_and_a_truncated_one_is_ignored() {
     let conf = write(
         dir.path(),
         "s.conf",
-        &config_text(dir.path(), &registry.url, port, &format!("snapshot_file = {}", snapshot.display())),
+        &config_text(
+            dir.path(),
+            &registry.url,
+            port,
+            &format!("snapshot_file = {}", snapshot.display()),
+        ),
     );
     let log = dir.path().join("stderr.log");
 
     let mut service = start_service(&conf, &log);
-    wait_until("the first scan to be written", Duration::from_secs(20), || snapshot.exists());
+    wait_until(
+        "the first scan to be written",
+        Duration::from_secs(20),
+        || snapshot.exists(),
+    );
     assert_eq!(health(port), 200);
-    assert_eq!(terminate(&mut service), 0, "SIGTERM ends the service with 0");
+    assert_eq!(
+        terminate(&mut service),
+        0,
+        "SIGTERM ends the service with 0"
+    );
 
     // registry gone: the restarted service serves the saved snapshot at once
     registry.stop();
     let mut service = start_service(&conf, &log);
-    wait_until("the restarted service", Duration::from_secs(10), || health(port) != 0);
-    assert_eq!(health(port), 200, "served from the snapshot file before any scan");
+    wait_until("the restarted service", Duration::from_secs(10), || {
+        health(port) != 0
+    });
+    assert_eq!(
+        health(port),
+        200,
+        "served from the snapshot file before any scan"
+    );
     let token = try_http_request(
         "GET",
         &format!("http://127.0.0.1:{port}/auth_token"),
@@ -222,7 +316,11 @@ fn the_snapshot_file_survives_a_restart_and_a_truncated_one_is_ignored() {
     let bytes = std::fs::read(&snapshot).unwrap();
     std::fs::write(&snapshot, &bytes[..bytes.len() / 2]).unwrap();
     let mut service = start_service(&conf, &log);
-    wait_until("the service with a broken file", Duration::from_secs(10), || health(port) != 0);
+    wait_until(
+        "the service with a broken file",
+        Duration::from_secs(10),
+        || health(port) != 0,
+    );
     assert_eq!(health(port), 503, "no snapshot yet");
     assert_eq!(terminate(&mut service), 0);
     let text = std::fs::read_to_string(&log).unwrap();

@@ -26,11 +26,17 @@ fn client(registry: &str, user: &str, password: &str, page_size: u32) -> Client 
 type Sizes = (Option<u64>, Option<u64>, Vec<(String, u64, u64)>);
 
 fn repo(s: &Snapshot, name: &str) -> Sizes {
-    let r = s.repository(name).unwrap_or_else(|| panic!("{name} not in snapshot"));
+    let r = s
+        .repository(name)
+        .unwrap_or_else(|| panic!("{name} not in snapshot"));
     let tags = r
         .tags
         .as_ref()
-        .map(|t| t.iter().map(|t| (t.name.to_string(), t.size, t.disk_size)).collect())
+        .map(|t| {
+            t.iter()
+                .map(|t| (t.name.to_string(), t.size, t.disk_size))
+                .collect()
+        })
         .unwrap_or_default();
     (r.size, r.disk_size, tags)
 }
@@ -50,7 +56,13 @@ fn token_auth_registry_numbers_digest_cache_and_changes() {
     let pusher = Pusher::new(&registry.url, PushAuth::token_admin(&issuer));
 
     let base = bytes(b'B', 1000);
-    let (a1, a2, b1, m1, m2) = (bytes(1, 100), bytes(2, 200), bytes(3, 50), bytes(4, 30), bytes(5, 40));
+    let (a1, a2, b1, m1, m2) = (
+        bytes(1, 100),
+        bytes(2, 200),
+        bytes(3, 50),
+        bytes(4, 30),
+        bytes(5, 40),
+    );
     pusher.image("a/app", "v1", &[&base, &a1], Format::Oci);
     pusher.image("a/app", "v2", &[&base, &a2], Format::Oci);
     let tool = pusher.image("b/tool", "latest", &[&base, &b1], Format::Docker);
@@ -72,10 +84,23 @@ fn token_auth_registry_numbers_digest_cache_and_changes() {
     let first: Report = scan(&c, None, 4).expect("first scan");
     let s = &first.snapshot;
     // a/app: v1 walks first and owns base; v2 has as many layers, so it does not take over.
-    assert_eq!(repo(s, "a/app"), (Some(2300), Some(1300), vec![t("v1", 1100, 1100), t("v2", 1200, 200)]));
-    assert_eq!(repo(s, "b/tool"), (Some(1050), Some(50), vec![t("latest", 1050, 50)]));
+    assert_eq!(
+        repo(s, "a/app"),
+        (
+            Some(2300),
+            Some(1300),
+            vec![t("v1", 1100, 1100), t("v2", 1200, 200)]
+        )
+    );
+    assert_eq!(
+        repo(s, "b/tool"),
+        (Some(1050), Some(50), vec![t("latest", 1050, 50)])
+    );
     // the index counts the union of its children's layers: base + m1 + m2
-    assert_eq!(repo(s, "multi/arch"), (Some(1070), Some(70), vec![t("latest", 1070, 70)]));
+    assert_eq!(
+        repo(s, "multi/arch"),
+        (Some(1070), Some(70), vec![t("latest", 1070, 70)])
+    );
     assert_eq!(s.totals.repository_count, 3);
     assert_eq!(s.totals.tag_count, 4);
     assert_eq!(s.totals.size, 2300 + 1050 + 1070);
@@ -83,11 +108,20 @@ fn token_auth_registry_numbers_digest_cache_and_changes() {
     assert_eq!(first.failed_repositories, 0);
     assert_eq!(first.requests.catalog, 2, "two catalog pages");
     // one token for the catalog and one per repository, each asked for pull only
-    let mut scopes: Vec<String> = issuer.requests().iter().flat_map(|r| r.scopes.clone()).collect();
+    let mut scopes: Vec<String> = issuer
+        .requests()
+        .iter()
+        .flat_map(|r| r.scopes.clone())
+        .collect();
     scopes.sort();
     assert_eq!(
         scopes,
-        ["registry:catalog:*", "repository:a/app:pull", "repository:b/tool:pull", "repository:multi/arch:pull"],
+        [
+            "registry:catalog:*",
+            "repository:a/app:pull",
+            "repository:b/tool:pull",
+            "repository:multi/arch:pull"
+        ],
         "one token per scope, pull only"
     );
 
@@ -105,8 +139,19 @@ fn token_auth_registry_numbers_digest_cache_and_changes() {
     pusher.delete_manifest("b/tool", &tool.manifest_digest);
     let third = scan(&c, Some(&second.snapshot), 4).expect("third scan");
     let s3 = &third.snapshot;
-    assert_eq!(third.requests.manifest_get, 1, "only the moved tag is fetched: {:?}", third.requests);
-    assert_eq!(repo(s3, "a/app"), (Some(2400), Some(1400), vec![t("v1", 1100, 1100), t("v2", 1300, 300)]));
+    assert_eq!(
+        third.requests.manifest_get, 1,
+        "only the moved tag is fetched: {:?}",
+        third.requests
+    );
+    assert_eq!(
+        repo(s3, "a/app"),
+        (
+            Some(2400),
+            Some(1400),
+            vec![t("v1", 1100, 1100), t("v2", 1300, 300)]
+        )
+    );
     assert_eq!(repo(s3, "b/tool"), (Some(0), Some(0), vec![]));
     assert_eq!(s3.totals.tag_count, 3);
     assert_eq!(s3.totals.disk_size, 1000 + 100 + 300 + 30 + 40);
@@ -119,12 +164,23 @@ fn a_non_admin_is_told_the_catalog_was_not_granted() {
     let c = client(&registry.url, USER, USER_PASSWORD, 100);
     let err = scan(&c, None, 2).err().expect("scan must fail");
     assert!(matches!(err, Error::Denied { .. }), "{err:?}");
-    assert!(err.to_string().contains("is not a GitLab admin: registry:catalog:* was not granted"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is not a GitLab admin: registry:catalog:* was not granted"),
+        "{err}"
+    );
 
     let wrong = client(&registry.url, ADMIN_USER, "wrong-token", 100);
     let err = scan(&wrong, None, 2).err().expect("scan must fail");
-    assert!(err.to_string().contains("GitLab refused [registry] username \"admin\""), "{err}");
-    assert!(!err.to_string().contains("wrong-token"), "the access token is never shown: {err}");
+    assert!(
+        err.to_string()
+            .contains("GitLab refused [registry] username \"admin\""),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains("wrong-token"),
+        "the access token is never shown: {err}"
+    );
 }
 
 #[test]
@@ -134,15 +190,26 @@ fn basic_auth_registry() {
         password: "s3cret".into(),
     });
     let pusher = Pusher::new(&registry.url, PushAuth::basic("alice", "s3cret"));
-    pusher.image("team/svc", "1.0", &[&bytes(7, 500), &bytes(8, 25)], Format::Docker);
+    pusher.image(
+        "team/svc",
+        "1.0",
+        &[&bytes(7, 500), &bytes(8, 25)],
+        Format::Docker,
+    );
     pusher.image("team/svc", "1.1", &[&bytes(7, 500)], Format::Docker);
     let report = scan(&client(&registry.url, "alice", "s3cret", 1000), None, 2).expect("scan");
     // 1.1 has strictly fewer layers than 1.0, so it takes the shared layer over.
     assert_eq!(
         repo(&report.snapshot, "team/svc"),
-        (Some(1025), Some(525), vec![t("1.0", 525, 25), t("1.1", 500, 500)])
+        (
+            Some(1025),
+            Some(525),
+            vec![t("1.0", 525, 25), t("1.1", 500, 500)]
+        )
     );
-    let err = scan(&client(&registry.url, "alice", "wrong", 1000), None, 2).err().expect("refused");
+    let err = scan(&client(&registry.url, "alice", "wrong", 1000), None, 2)
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("HTTP 401"), "{err}");
 }
 
@@ -150,19 +217,36 @@ fn basic_auth_registry() {
 fn no_auth_registry_with_docker_manifest_list() {
     let registry = Registry::start(RegistryAuth::None);
     let pusher = Pusher::new(&registry.url, PushAuth::None);
-    let x = pusher.image_by_digest("lib/multi", &[&bytes(9, 10), &bytes(10, 20)], Format::Docker);
-    let y = pusher.image_by_digest("lib/multi", &[&bytes(9, 10), &bytes(11, 40)], Format::Docker);
+    let x = pusher.image_by_digest(
+        "lib/multi",
+        &[&bytes(9, 10), &bytes(10, 20)],
+        Format::Docker,
+    );
+    let y = pusher.image_by_digest(
+        "lib/multi",
+        &[&bytes(9, 10), &bytes(11, 40)],
+        Format::Docker,
+    );
     pusher.index(
         "lib/multi",
         "stable",
-        &[("linux/amd64", &x.manifest_digest, x.manifest_size), ("linux/arm64", &y.manifest_digest, y.manifest_size)],
+        &[
+            ("linux/amd64", &x.manifest_digest, x.manifest_size),
+            ("linux/arm64", &y.manifest_digest, y.manifest_size),
+        ],
         Format::Docker,
     );
     pusher.image("lib/single", "1", &[&bytes(10, 20)], Format::Oci);
     let report = scan(&client(&registry.url, "", "", 1000), None, 2).expect("scan");
     let s = &report.snapshot;
-    assert_eq!(repo(s, "lib/multi"), (Some(70), Some(50), vec![t("stable", 70, 50)]));
+    assert_eq!(
+        repo(s, "lib/multi"),
+        (Some(70), Some(50), vec![t("stable", 70, 50)])
+    );
     // lib/single:1 has 1 layer, fewer than lib/multi:stable's 3, so it takes the shared one.
-    assert_eq!(repo(s, "lib/single"), (Some(20), Some(20), vec![t("1", 20, 20)]));
+    assert_eq!(
+        repo(s, "lib/single"),
+        (Some(20), Some(20), vec![t("1", 20, 20)])
+    );
     assert_eq!(s.totals.disk_size, 70);
 }
