@@ -26,7 +26,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::snapshot::{Shared, Snapshot};
 
-pub use server::{start, Running};
+pub use server::{listen_nodelay, start, Running};
 
 /// Everything the request handlers share. Built once; `Send + Sync`, used through an
 /// `Arc` by every worker and login thread.

@@ -138,15 +138,39 @@ impl Listener {
 }
 
 fn bind(addr: SocketAddr, ssl: Option<tiny_http::SslConfig>) -> Result<Server, String> {
-    let config = tiny_http::ServerConfig {
-        addr: tiny_http::ConfigListenAddr::IP(vec![addr]),
-        ssl,
-    };
+    let listener = listen_nodelay(addr).map_err(|e| e.to_string())?;
     // tiny_http's rustls set-up panics on some malformed keys instead of returning an
-    // error; with `panic = "unwind"` (tests, debug builds) this turns it into one.
-    std::panic::catch_unwind(|| Server::new(config))
+    // error; with `panic = "unwind"` this turns it into one.
+    std::panic::catch_unwind(move || Server::from_listener(listener, ssl))
         .map_err(|_| "the TLS certificate or key could not be loaded".to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// A listening socket whose accepted connections have TCP_NODELAY (Linux copies the
+/// option from the listening socket). tiny_http writes a response through a 1 KiB buffer,
+/// so anything longer leaves in two writes; with Nagle's algorithm the second one waits
+/// for the client's delayed ACK and every such response on a keep-alive connection took
+/// 40 ms. Public so the synthetic registry and the test fakes share it.
+pub fn listen_nodelay(
+    addr: impl std::net::ToSocketAddrs,
+) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind(addr)?;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and a pointer to a c_int with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(listener)
 }
 
 /// A login waiting for a login thread, with the request to answer.

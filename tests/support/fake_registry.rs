@@ -243,8 +243,11 @@ pub struct FakeRegistry {
 impl FakeRegistry {
     pub fn start() -> FakeRegistry {
         let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0")
-                .unwrap_or_else(|e| panic!("fake registry cannot listen: {e}")),
+            tiny_http::Server::from_listener(
+                gitlab_registry_usage_rest::http::listen_nodelay("127.0.0.1:0").expect("listen"),
+                None,
+            )
+            .unwrap_or_else(|e| panic!("fake registry cannot listen: {e}")),
         );
         let port = server
             .server_addr()

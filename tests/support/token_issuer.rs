@@ -163,8 +163,11 @@ impl TokenIssuer {
             .unwrap_or_else(|e| panic!("jwt-simple cannot load the openssl key: {e}"))
             .with_key_id(&kid);
         let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0")
-                .unwrap_or_else(|e| panic!("token issuer cannot listen: {e}")),
+            tiny_http::Server::from_listener(
+                gitlab_registry_usage_rest::http::listen_nodelay("127.0.0.1:0").expect("listen"),
+                None,
+            )
+            .unwrap_or_else(|e| panic!("token issuer cannot listen: {e}")),
         );
         let port = server
             .server_addr()

@@ -1,0 +1,360 @@
+//! Measuring helpers for `contrib/bench.sh` (`make bench`), built on the library itself.
+//! Each subcommand prints one JSON object per line on stdout, for the script to turn into
+//! the tables of BENCHMARKS.md.
+//!
+//! ```text
+//! bench scan --registry http://127.0.0.1:5001/ --concurrency 8 --move-percent 1 --save snap.json
+//! bench startup --bin target/release/gitlab-registry-usage-rest --config bench.conf --port 5000
+//! bench load --snapshot snap.json
+//! bench htpasswd --user bench --password secret      # a bcrypt htpasswd line
+//! bench port                                          # a free TCP port on 127.0.0.1
+//! ```
+//!
+//! `scan` runs `scan::scan` the way the refresh thread does: a full scan, then (unless
+//! `--once`) a re-scan of the unchanged registry with the first snapshot as the previous
+//! one, then, with `--move-percent`, a re-scan after the synthetic registry moved that
+//! share of its tags (`POST /control/move`). Each line carries the client's request counts
+//! and the registry's own (`/control/stats`, reset before each scan), so the two can be
+//! checked against each other.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+use serde_json::{json, Value};
+
+use gitlab_registry_usage_rest::config::Config;
+use gitlab_registry_usage_rest::registry::{Client, Counts};
+use gitlab_registry_usage_rest::scan::{self, Report};
+use gitlab_registry_usage_rest::snapshot::{self, Snapshot};
+
+/// Benchmark helpers for contrib/bench.sh.
+#[derive(FromArgs)]
+struct Cli {
+    #[argh(subcommand)]
+    command: Sub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Sub {
+    Scan(ScanArgs),
+    Startup(StartupArgs),
+    Load(LoadArgs),
+    Htpasswd(HtpasswdArgs),
+    Port(PortArgs),
+}
+
+/// scan a registry (full, unchanged, after moving tags) and print one JSON line per scan
+#[derive(FromArgs)]
+#[argh(subcommand, name = "scan")]
+struct ScanArgs {
+    /// registry base URL (the synthetic registry, for /control/*)
+    #[argh(option)]
+    registry: String,
+    /// registry user
+    #[argh(option, default = "String::from(\"demo\")")]
+    user: String,
+    /// that user's password or access token
+    #[argh(option, default = "String::from(\"demo-token\")")]
+    password: String,
+    /// parallel requests
+    #[argh(option, default = "8")]
+    concurrency: usize,
+    /// after the unchanged re-scan, move this percentage of the tags and scan again
+    #[argh(option)]
+    move_percent: Option<f64>,
+    /// only the full scan
+    #[argh(switch)]
+    once: bool,
+    /// write the last snapshot to this file (the service's snapshot_file format)
+    #[argh(option)]
+    save: Option<PathBuf>,
+}
+
+/// time from exec to the first 200 on GET /health, several times
+#[derive(FromArgs)]
+#[argh(subcommand, name = "startup")]
+struct StartupArgs {
+    /// the service binary
+    #[argh(option)]
+    bin: PathBuf,
+    /// its config file
+    #[argh(option)]
+    config: PathBuf,
+    /// the port the config listens on (127.0.0.1)
+    #[argh(option)]
+    port: u16,
+    /// how many runs
+    #[argh(option, default = "5")]
+    runs: usize,
+    /// give up on one run after this many milliseconds
+    #[argh(option, default = "20000")]
+    timeout_ms: u64,
+}
+
+/// time snapshot::load of a snapshot file, several times
+#[derive(FromArgs)]
+#[argh(subcommand, name = "load")]
+struct LoadArgs {
+    /// the snapshot file
+    #[argh(option)]
+    snapshot: PathBuf,
+    /// how many runs
+    #[argh(option, default = "5")]
+    runs: usize,
+}
+
+/// print a bcrypt htpasswd line
+#[derive(FromArgs)]
+#[argh(subcommand, name = "htpasswd")]
+struct HtpasswdArgs {
+    /// user name
+    #[argh(option)]
+    user: String,
+    /// password
+    #[argh(option)]
+    password: String,
+}
+
+/// print a TCP port that is free on 127.0.0.1 right now
+#[derive(FromArgs)]
+#[argh(subcommand, name = "port")]
+struct PortArgs {}
+
+fn main() -> ExitCode {
+    let cli: Cli = argh::from_env();
+    let result = match cli.command {
+        Sub::Scan(a) => run_scan(&a),
+        Sub::Startup(a) => run_startup(&a),
+        Sub::Load(a) => run_load(&a),
+        Sub::Htpasswd(a) => bcrypt::hash(&a.password, 10)
+            .map(|h| println!("{}:{h}", a.user))
+            .map_err(|e| e.to_string()),
+        Sub::Port(_) => std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| println!("{}", a.port()))
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn registry_url(base: &str) -> String {
+    if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
+    }
+}
+
+fn control(base: &str, method: &str, path_and_query: &str) -> Result<Value, String> {
+    let url = format!("{}control/{path_and_query}", registry_url(base));
+    let response = match method {
+        "POST" => ureq::post(&url).send_empty(),
+        _ => ureq::get(&url).call(),
+    };
+    let text = response
+        .and_then(|mut r| r.body_mut().read_to_string())
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{method} {url}: {e}"))
+}
+
+fn counts_json(c: &Counts) -> Value {
+    json!({
+        "token": c.token,
+        "catalog": c.catalog,
+        "tags": c.tags,
+        "manifest_head": c.manifest_head,
+        "manifest_get": c.manifest_get,
+        "blob_head": c.blob_head,
+        "retries": c.retries,
+        "total": c.total(),
+    })
+}
+
+fn run_scan(a: &ScanArgs) -> Result<(), String> {
+    let base = registry_url(&a.registry);
+    let text = format!(
+        "[registry]\nregistry_base_url = {base}\ngitlab_base_url = {base}\nusername = {}\n\
+         access_token = {}\nconcurrency = {}\n",
+        a.user, a.password, a.concurrency
+    );
+    let (config, _warnings) = Config::parse(&text).map_err(|e| e.to_string())?;
+    let client = Client::new(&config.registry).map_err(|e| e.to_string())?;
+    let expected = control(&base, "GET", "expected")?;
+
+    let one = |phase: &str, previous: Option<&Snapshot>, extra: Value| -> Result<Report, String> {
+        control(&base, "POST", "reset-stats")?;
+        let report =
+            scan::scan(&client, previous, a.concurrency).map_err(|e| format!("{phase}: {e}"))?;
+        let server = control(&base, "GET", "stats")?;
+        let totals = report.snapshot.totals;
+        let line = json!({
+            "phase": phase,
+            "concurrency": a.concurrency,
+            "seconds": report.duration.as_secs_f64(),
+            "repositories": totals.repository_count,
+            "tags": totals.tag_count,
+            "size": totals.size,
+            "disk_size": totals.disk_size,
+            "failed_repositories": report.failed_repositories,
+            "skipped_names": report.skipped_names,
+            "requests": counts_json(&report.requests),
+            "registry_stats": server,
+            "extra": extra,
+        });
+        println!("{line}");
+        Ok(report)
+    };
+
+    let full = one(
+        "full",
+        None,
+        json!({
+            "expected_size": expected["size"],
+            "expected_disk_size": expected["disk_size"],
+            "expected_tags": expected["tag_count"],
+        }),
+    )?;
+    let mut last = full;
+    if !a.once {
+        let unchanged = one("unchanged", Some(&last.snapshot), json!({}))?;
+        last = unchanged;
+        if let Some(percent) = a.move_percent {
+            let moved = control(&base, "POST", &format!("move?percent={percent}"))?;
+            let after = one(
+                "moved",
+                Some(&last.snapshot),
+                json!({
+                    "move_percent": percent,
+                    "moved_tags": moved["moved"],
+                    "expected_size": moved["expected"]["size"],
+                    "expected_disk_size": moved["expected"]["disk_size"],
+                }),
+            )?;
+            last = after;
+        }
+    }
+    if let Some(path) = &a.save {
+        snapshot::save(&last.snapshot, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// One GET /health on a fresh connection: `Some(status)`, or `None` when nothing listens.
+fn health(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    // "HTTP/1.1 200"
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+fn stop(child: &mut Child) {
+    // SIGTERM first (the service stops cleanly), then SIGKILL if it lingers.
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: sending a signal to our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn run_startup(a: &StartupArgs) -> Result<(), String> {
+    let mut runs = Vec::with_capacity(a.runs);
+    for run in 0..a.runs {
+        if health(a.port).is_some() {
+            return Err(format!("something already answers on port {}", a.port));
+        }
+        let started = Instant::now();
+        let mut child = Command::new(&a.bin)
+            .arg("-c")
+            .arg(&a.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", a.bin.display()))?;
+        let deadline = started + Duration::from_millis(a.timeout_ms);
+        let mut attempts = 0u64;
+        let outcome = loop {
+            attempts += 1;
+            if health(a.port) == Some(200) {
+                break Ok(started.elapsed());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                break Err(format!("the service exited ({status}) before answering"));
+            }
+            if Instant::now() > deadline {
+                break Err(format!("no 200 within {} ms", a.timeout_ms));
+            }
+            // A short pause: the poller must not take a core from the starting service.
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        stop(&mut child);
+        let elapsed = outcome?;
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        println!(
+            "{}",
+            json!({"phase": "startup-run", "run": run + 1, "ms": ms, "polls": attempts})
+        );
+        runs.push(ms);
+    }
+    let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "{}",
+        json!({"phase": "startup", "runs_ms": runs, "min_ms": min, "median_ms": median(&runs)})
+    );
+    Ok(())
+}
+
+fn run_load(a: &LoadArgs) -> Result<(), String> {
+    let mut runs = Vec::with_capacity(a.runs);
+    let mut tags = 0;
+    for _ in 0..a.runs {
+        let started = Instant::now();
+        let s = snapshot::load(&a.snapshot)?;
+        runs.push(started.elapsed().as_secs_f64() * 1000.0);
+        tags = s.totals.tag_count;
+    }
+    let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let bytes = std::fs::metadata(&a.snapshot).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}",
+        json!({"phase": "load", "tags": tags, "file_bytes": bytes, "runs_ms": runs,
+               "min_ms": min, "median_ms": median(&runs)})
+    );
+    Ok(())
+}
