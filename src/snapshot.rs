@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 /// One distinct layer blob of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
-    pub digest: Box<str>,
+    /// Shared with the scan that found it (one allocation per distinct digest).
+    pub digest: Arc<str>,
     pub size: u64,
 }
 
@@ -96,7 +97,7 @@ impl Snapshot {
 /// A layer as the scan found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerRef {
-    pub digest: String,
+    pub digest: Arc<str>,
     pub size: u64,
 }
 
@@ -105,7 +106,8 @@ pub struct LayerRef {
 pub struct ScannedTag {
     pub name: String,
     pub digest: Option<String>,
-    pub layers: Vec<LayerRef>,
+    /// Shared by every tag whose manifest has the same digest.
+    pub layers: Arc<[LayerRef]>,
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -114,17 +116,17 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 #[derive(Default)]
 pub struct Builder {
     blobs: Vec<Blob>,
-    index: HashMap<Box<str>, u32>,
+    index: HashMap<Arc<str>, u32>,
     repositories: Vec<Repository>,
 }
 
 impl Builder {
-    fn intern(&mut self, digest: &str, size: u64) -> u32 {
+    fn intern(&mut self, digest: &Arc<str>, size: u64) -> u32 {
         if let Some(&i) = self.index.get(digest) {
             return i;
         }
         let i = self.blobs.len() as u32;
-        let digest: Box<str> = digest.into();
+        let digest = digest.clone();
         self.blobs.push(Blob {
             digest: digest.clone(),
             size,
@@ -146,7 +148,7 @@ impl Builder {
                     self.tag(
                         &t.name,
                         t.digest.as_deref(),
-                        t.layers.iter().map(|l| (l.digest.as_str(), l.size)),
+                        t.layers.iter().map(|l| (&l.digest, l.size)),
                     )
                 })
                 .collect()
@@ -162,7 +164,7 @@ impl Builder {
                     self.tag(
                         &t.name,
                         t.digest.as_deref(),
-                        previous.layers(t).map(|b| (b.digest.as_ref(), b.size)),
+                        previous.layers(t).map(|b| (&b.digest, b.size)),
                     )
                 })
                 .collect()
@@ -174,7 +176,7 @@ impl Builder {
         &mut self,
         name: &str,
         digest: Option<&str>,
-        layers: impl Iterator<Item = (&'a str, u64)>,
+        layers: impl Iterator<Item = (&'a Arc<str>, u64)>,
     ) -> Tag {
         let mut ids: Vec<u32> = layers.map(|(d, s)| self.intern(d, s)).collect();
         ids.sort_unstable();
@@ -346,6 +348,12 @@ pub fn load(path: &Path) -> Result<Snapshot, String> {
         ));
     }
     let blob_count = file.blobs.len();
+    // one allocation per distinct digest, shared by every tag that refers to it
+    let blobs: Vec<(Arc<str>, u64)> = file
+        .blobs
+        .iter()
+        .map(|(d, s)| (Arc::from(d.as_ref()), *s))
+        .collect();
     let mut builder = Builder::default();
     for repo in &file.repositories {
         let tags = match &repo.tags {
@@ -368,9 +376,9 @@ pub fn load(path: &Path) -> Result<Snapshot, String> {
                             .layers
                             .iter()
                             .map(|&l| {
-                                let (d, s) = &file.blobs[l as usize];
+                                let (d, s) = &blobs[l as usize];
                                 LayerRef {
-                                    digest: d.to_string(),
+                                    digest: d.clone(),
                                     size: *s,
                                 }
                             })
@@ -401,12 +409,12 @@ mod tests {
                 ScannedTag {
                     name: "v1".into(),
                     digest: Some("sha256:aa".into()),
-                    layers: vec![layer("sha256:base", 100), layer("sha256:one", 5)],
+                    layers: vec![layer("sha256:base", 100), layer("sha256:one", 5)].into(),
                 },
                 ScannedTag {
                     name: "latest".into(),
                     digest: None,
-                    layers: vec![layer("sha256:base", 100)],
+                    layers: vec![layer("sha256:base", 100)].into(),
                 },
             ]),
             None,

@@ -89,7 +89,7 @@ mod tests {
             layers: layers
                 .iter()
                 .map(|(d, s)| LayerRef {
-                    digest: d.to_string(),
+                    digest: (*d).into(),
                     size: *s,
                 })
                 .collect(),

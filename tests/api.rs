@@ -33,7 +33,7 @@ fn snapshot(timestamp: f64) -> Snapshot {
     let tag = |name: &str, layers: Vec<LayerRef>| ScannedTag {
         name: name.into(),
         digest: None,
-        layers,
+        layers: layers.into(),
     };
     let mut b = Builder::default();
     b.add_repository(
@@ -1157,9 +1157,10 @@ fn large_snapshot() -> Snapshot {
                 name: format!("v{t}"),
                 digest: None,
                 layers: vec![LayerRef {
-                    digest: format!("sha256:{r}-{t}"),
+                    digest: format!("sha256:{r}-{t}").into(),
                     size: 100 + t,
-                }],
+                }]
+                .into(),
             })
             .collect();
         b.add_repository(&format!("group{}/app{r}", r % 7), Some(tags), None);

@@ -419,7 +419,7 @@ mod tests {
             Some(vec![ScannedTag {
                 name: "v1".into(),
                 digest: None,
-                layers: vec![layer("sha256:a", 10)],
+                layers: vec![layer("sha256:a", 10)].into(),
             }]),
             None,
         );

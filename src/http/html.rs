@@ -246,7 +246,7 @@ mod tests {
         let tag = ScannedTag {
             name: "<i>".into(),
             digest: None,
-            layers: vec![],
+            layers: Vec::new().into(),
         };
         b.add_repository("x/<b>\"'", Some(vec![tag]), None);
         b.add_repository("y", None, Some("<script>".into()));

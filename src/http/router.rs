@@ -413,7 +413,7 @@ mod tests {
         let tag = |n: &str| ScannedTag {
             name: n.into(),
             digest: None,
-            layers: vec![],
+            layers: Vec::new().into(),
         };
         let mut b = Builder::default();
         b.add_repository("group/app", Some(vec![tag("v1"), tag("tags")]), None);

@@ -135,7 +135,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, String
                 other => return Err(format!("layer {} has an invalid size {other:?}", l.digest)),
             };
             out.push(LayerRef {
-                digest: l.digest,
+                digest: l.digest.into(),
                 size,
             });
         }
