@@ -4,7 +4,7 @@
 //! Layout, following a request: `server` (tiny_http threads, writing responses) →
 //! `handler` (what each request gets, auth first) → `router` (path, query, headers →
 //! a resource of the snapshot) → `hal` / `html` (the documents) with `cache` (ETags and
-//! the large rendered documents) and `percent` (URL encoding).
+//! the large rendered documents) and `crate::percent` (URL encoding).
 //!
 //! Handlers only read: they clone the current `Arc<Snapshot>` and never hold a lock while
 //! a response is written. `/auth_token` is the only route that talks to the outside (LDAP
