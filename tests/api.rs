@@ -1223,3 +1223,42 @@ fn large_documents_are_cached_and_sent_whole() {
         t.join().unwrap();
     }
 }
+
+/// A burst of new keep-alive connections must each get an answer while the others stay
+/// open. tiny_http 0.12's pool queued some of them behind the open connections (fixed in
+/// vendor/tiny_http); the race needs a fresh server, so each round starts one.
+#[test]
+fn a_burst_of_keep_alive_connections_is_answered_at_once() {
+    use std::io::{Read, Write};
+    for round in 0..8 {
+        let api = start(DEFAULTS);
+        let addr = api.running.as_ref().unwrap().addr;
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                    barrier.wait();
+                    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .unwrap();
+                    let mut head = [0u8; 12];
+                    let answered = s.read_exact(&mut head).is_ok();
+                    // keep the connection open until every client has its answer
+                    barrier.wait();
+                    answered && head.starts_with(b"HTTP/1.1 200")
+                })
+            })
+            .collect();
+        let answered = clients
+            .into_iter()
+            .map(|c| c.join().unwrap_or(false))
+            .filter(|&ok| ok)
+            .count();
+        assert_eq!(
+            answered, 8,
+            "round {round}: only {answered} of 8 connections were answered within 3 s"
+        );
+    }
+}
