@@ -3,8 +3,11 @@ CARGO ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := gitlab-registry-usage-rest
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+MUSL_DIR := $(TARGET_DIR)/$(MUSL_TARGET)/release
+DIST_NAME := $(BIN)-$(VERSION)-x86_64-linux-musl
 
-.PHONY: build release test lint demo static static-check dist bench clean
+.PHONY: build release test lint demo musl-toolchain static static-check dist bench clean
 
 build:
 	$(CARGO) build
@@ -16,9 +19,51 @@ release:
 test:
 	$(CARGO) test --all-targets -- --test-threads=4
 
+## demo: the service in front of a synthetic registry (no LDAP, no GitLab); Ctrl-C stops it
+demo:
+	CARGO="$(CARGO)" examples/demo.sh
+
+# The musl target (idempotent) and musl-gcc, which ring's C and assembly need.
+musl-toolchain:
+	@command -v musl-gcc >/dev/null 2>&1 || { \
+	  echo "musl-gcc not found: ring needs it to build for $(MUSL_TARGET). Install it with:" >&2; \
+	  echo "    sudo apt-get install musl-tools" >&2; exit 1; }
+	@if command -v rustup >/dev/null 2>&1; then rustup target add $(MUSL_TARGET); \
+	 else echo "no rustup: make sure your toolchain has the $(MUSL_TARGET) standard library" >&2; fi
+
+## static: a static (musl) release binary, then static-check
+static: musl-toolchain
+	$(CARGO) build --release --target $(MUSL_TARGET)
+	@$(MAKE) --no-print-directory static-check
+
+## static-check: the static binary has no loader and works in an empty root (contrib/check-static.sh)
+static-check: musl-toolchain
+	$(CARGO) build --release --target $(MUSL_TARGET) --example synthetic_registry
+	contrib/check-static.sh $(MUSL_DIR)/$(BIN) $(MUSL_DIR)/examples/synthetic_registry
+
+## dist: dist/$(DIST_NAME).tar.gz (static binary, systemd unit, default config, docs)
+dist: static
+	rm -rf dist/$(DIST_NAME) dist/$(DIST_NAME).tar.gz
+	mkdir -p dist/$(DIST_NAME)
+	cp $(MUSL_DIR)/$(BIN) contrib/$(BIN).service README.md LICENSE docs/INSTALL.md dist/$(DIST_NAME)/
+	$(MUSL_DIR)/$(BIN) --print-default-config > dist/$(DIST_NAME)/gitlab_registry_usage_rest.conf
+	chmod 0755 dist/$(DIST_NAME)/$(BIN)
+	chmod 0644 dist/$(DIST_NAME)/$(BIN).service dist/$(DIST_NAME)/*.md dist/$(DIST_NAME)/LICENSE \
+	  dist/$(DIST_NAME)/gitlab_registry_usage_rest.conf
+	tar -C dist --sort=name --owner=0 --group=0 --numeric-owner \
+	  $(if $(SOURCE_DATE_EPOCH),--mtime=@$(SOURCE_DATE_EPOCH)) -cf dist/$(DIST_NAME).tar $(DIST_NAME)
+	gzip -n -9 -f dist/$(DIST_NAME).tar
+	rm -rf dist/$(DIST_NAME)
+	tar -tvzf dist/$(DIST_NAME).tar.gz
+	@ls -l dist/$(DIST_NAME).tar.gz
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+## bench: serving (vs nginx), scanning, memory and start-up on this machine; writes BENCHMARKS.md (~10 min)
+bench:
+	bash contrib/bench.sh
 
 clean:
 	$(CARGO) clean

@@ -88,7 +88,7 @@ registry_pid=$!
 service_pid=$!
 
 say "waiting for http://$SERVICE/health to answer 200 (the first scan) ..."
-deadline=$((SECONDS + 60))
+deadline=$((SECONDS + 120))
 until [ "$(http_status "$SERVICE" /health)" = 200 ]; do
   for pid in $registry_pid $service_pid; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -97,7 +97,7 @@ until [ "$(http_status "$SERVICE" /health)" = 200 ]; do
     fi
   done
   if [ "$SECONDS" -ge "$deadline" ]; then
-    say "no 200 from http://$SERVICE/health within 60 s; see the messages above"
+    say "no 200 from http://$SERVICE/health within 120 s; see the messages above"
     exit 1
   fi
   sleep 0.2

@@ -48,6 +48,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Printing commands (`--help | head`, `--collect-once | head`) end quietly when the
+    // reader goes away, as command-line tools do; `serve` ignores SIGPIPE again.
+    // SAFETY: setting a signal disposition before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Args = argh::from_env();
     if args.version {
         println!("gitlab-registry-usage-rest {}", env!("CARGO_PKG_VERSION"));
@@ -146,6 +150,9 @@ fn serve(config: Config) -> ExitCode {
         Err(e) => return fail("refusing to start", &e),
     };
 
+    // A client that closes its socket must give a write error, never a dead process.
+    // SAFETY: setting a signal disposition before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // Block SIGTERM/SIGINT before any thread starts, so only `wait_for_signal` sees them.
     let signals = block_signals();
 
