@@ -6,9 +6,19 @@
 //! bench scan --registry http://127.0.0.1:5001/ --concurrency 8 --move-percent 1 --save snap.json
 //! bench startup --bin target/release/gitlab-registry-usage-rest --config bench.conf --port 5000
 //! bench load --snapshot snap.json
-//! bench htpasswd --user bench --password secret      # a bcrypt htpasswd line
+//! bench htpasswd --user bench --password secret      # a bcrypt htpasswd line (cost 5)
 //! bench port                                          # a free TCP port on 127.0.0.1
+//! bench warm --port 5000 --connections 80             # see "burst" below
+//! bench burst --port 5000 --connections 16            # N connections at once: all answered?
 //! ```
+//!
+//! `burst` checks the fix in vendor/tiny_http (see vendor/README.md): upstream tiny_http
+//! 0.12 starts a thread for a new connection only when no pool thread is idle at that
+//! instant, so of connections that arrive together some were queued behind keep-alive
+//! connections, unanswered until one of those closed. `warm` (and `scan --warm N`) work
+//! around that bug for a measurement against a build without the fix: connections opened
+//! one after the other (each keeps a thread busy, so the pool grows by one per connection)
+//! and closed together leave that many idle threads for the next five seconds.
 //!
 //! `scan` runs `scan::scan` the way the refresh thread does: a full scan, then (unless
 //! `--once`) a re-scan of the unchanged registry with the first snapshot as the previous
@@ -46,6 +56,8 @@ enum Sub {
     Load(LoadArgs),
     Htpasswd(HtpasswdArgs),
     Port(PortArgs),
+    Warm(WarmArgs),
+    Burst(BurstArgs),
 }
 
 /// scan a registry (full, unchanged, after moving tags) and print one JSON line per scan
@@ -73,6 +85,9 @@ struct ScanArgs {
     /// write the last snapshot to this file (the service's snapshot_file format)
     #[argh(option)]
     save: Option<PathBuf>,
+    /// before each scan, grow the registry's tiny_http pool by this many threads (0: off)
+    #[argh(option, default = "0")]
+    warm: usize,
 }
 
 /// time from exec to the first 200 on GET /health, several times
@@ -118,6 +133,9 @@ struct HtpasswdArgs {
     /// password
     #[argh(option)]
     password: String,
+    /// bcrypt cost (`htpasswd -B` uses 5)
+    #[argh(option, default = "5")]
+    cost: u32,
 }
 
 /// print a TCP port that is free on 127.0.0.1 right now
@@ -125,19 +143,62 @@ struct HtpasswdArgs {
 #[argh(subcommand, name = "port")]
 struct PortArgs {}
 
+/// grow a tiny_http server's connection thread pool (one connection after the other)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "warm")]
+struct WarmArgs {
+    /// port on 127.0.0.1
+    #[argh(option)]
+    port: u16,
+    /// connections (= idle threads left behind)
+    #[argh(option, default = "80")]
+    connections: usize,
+    /// path to GET on each
+    #[argh(option, default = "String::from(\"/health\")")]
+    path: String,
+}
+
+/// open N connections at once, send one GET on each, report which were answered in time
+#[derive(FromArgs)]
+#[argh(subcommand, name = "burst")]
+struct BurstArgs {
+    /// port on 127.0.0.1
+    #[argh(option)]
+    port: u16,
+    /// connections opened together
+    #[argh(option, default = "16")]
+    connections: usize,
+    /// path to GET on each
+    #[argh(option, default = "String::from(\"/health\")")]
+    path: String,
+    /// how long to wait for each answer
+    #[argh(option, default = "3000")]
+    timeout_ms: u64,
+    /// pause between two connects, in microseconds (clients do not connect in lockstep)
+    #[argh(option, default = "200")]
+    pace_us: u64,
+}
+
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     let result = match cli.command {
         Sub::Scan(a) => run_scan(&a),
         Sub::Startup(a) => run_startup(&a),
         Sub::Load(a) => run_load(&a),
-        Sub::Htpasswd(a) => bcrypt::hash(&a.password, 10)
+        Sub::Htpasswd(a) => bcrypt::hash(&a.password, a.cost)
             .map(|h| println!("{}:{h}", a.user))
             .map_err(|e| e.to_string()),
         Sub::Port(_) => std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| println!("{}", a.port()))
             .map_err(|e| e.to_string()),
+        Sub::Warm(a) => warm(a.port, a.connections, &a.path).map(|n| {
+            println!(
+                "{}",
+                json!({"phase": "warm", "connections": a.connections, "answered": n})
+            )
+        }),
+        Sub::Burst(a) => run_burst(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -192,7 +253,15 @@ fn run_scan(a: &ScanArgs) -> Result<(), String> {
     let client = Client::new(&config.registry).map_err(|e| e.to_string())?;
     let expected = control(&base, "GET", "expected")?;
 
+    let registry_port = port_of(&base).ok_or_else(|| format!("no port in {base}"))?;
+    let warm_up = || -> Result<(), String> {
+        if a.warm > 0 {
+            warm(registry_port, a.warm, "/v2/")?;
+        }
+        Ok(())
+    };
     let one = |phase: &str, previous: Option<&Snapshot>, extra: Value| -> Result<Report, String> {
+        warm_up()?;
         control(&base, "POST", "reset-stats")?;
         let report =
             scan::scan(&client, previous, a.concurrency).map_err(|e| format!("{phase}: {e}"))?;
@@ -230,6 +299,7 @@ fn run_scan(a: &ScanArgs) -> Result<(), String> {
         let unchanged = one("unchanged", Some(&last.snapshot), json!({}))?;
         last = unchanged;
         if let Some(percent) = a.move_percent {
+            warm_up()?;
             let moved = control(&base, "POST", &format!("move?percent={percent}"))?;
             let after = one(
                 "moved",
@@ -355,6 +425,119 @@ fn run_load(a: &LoadArgs) -> Result<(), String> {
         "{}",
         json!({"phase": "load", "tags": tags, "file_bytes": bytes, "runs_ms": runs,
                "min_ms": min, "median_ms": median(&runs)})
+    );
+    Ok(())
+}
+
+/// The port of `http://host:port/...` (80 when none is written).
+fn port_of(url: &str) -> Option<u16> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    match authority.rsplit_once(':') {
+        Some((_, port)) => port.parse().ok(),
+        None => Some(80),
+    }
+}
+
+/// Send `GET path` on `stream` and read one whole response (Content-Length bodies);
+/// returns the status.
+fn exchange(stream: &mut TcpStream, path: &str) -> std::io::Result<u16> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut data = Vec::with_capacity(1024);
+    let mut buffer = [0u8; 4096];
+    let header_end = loop {
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Err(bad("connection closed before the headers"));
+        }
+        data.extend_from_slice(&buffer[..n]);
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..header_end]).to_ascii_lowercase();
+    let status = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut have = data.len() - header_end;
+    while have < length {
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Err(bad("connection closed in the body"));
+        }
+        have += n;
+    }
+    Ok(status)
+}
+
+/// Opens `connections` connections one after the other, one request each, then closes
+/// them all: the server's tiny_http pool is left with that many idle threads (for ~5 s).
+/// Returns how many were answered.
+fn warm(port: u16, connections: usize, path: &str) -> Result<usize, String> {
+    let mut open = Vec::with_capacity(connections);
+    let mut answered = 0;
+    for _ in 0..connections {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("warm-up: connect to port {port}: {e}"))?;
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = stream.set_nodelay(true);
+        if exchange(&mut stream, path).is_ok() {
+            answered += 1;
+        }
+        open.push(stream);
+    }
+    drop(open);
+    // Let the server's threads see the ends and go back to waiting for work.
+    std::thread::sleep(Duration::from_millis(50));
+    Ok(answered)
+}
+
+fn run_burst(a: &BurstArgs) -> Result<(), String> {
+    let streams = (0..a.connections)
+        .map(|_| {
+            std::thread::sleep(Duration::from_micros(a.pace_us));
+            TcpStream::connect(("127.0.0.1", a.port))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("connect to port {}: {e}", a.port))?;
+    let started = Instant::now();
+    let timeout = Duration::from_millis(a.timeout_ms);
+    let results: Vec<Option<f64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = streams
+            .into_iter()
+            .map(|mut stream| {
+                let path = a.path.as_str();
+                scope.spawn(move || {
+                    let _ = stream.set_read_timeout(Some(timeout));
+                    let answered = exchange(&mut stream, path)
+                        .ok()
+                        .map(|_| started.elapsed().as_secs_f64() * 1000.0);
+                    // Kept open until every thread is done, as keep-alive clients do: a
+                    // closed connection would free its server thread for a starved one.
+                    (answered, stream)
+                })
+            })
+            .collect();
+        let joined: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().map_or((None, None), |(r, s)| (r, Some(s))))
+            .collect();
+        joined.into_iter().map(|(r, _stream)| r).collect()
+    });
+    let answered: Vec<f64> = results.iter().flatten().copied().collect();
+    let slowest = answered.iter().copied().fold(0.0, f64::max);
+    println!(
+        "{}",
+        json!({"phase": "burst", "connections": a.connections, "answered": answered.len(),
+               "unanswered": a.connections - answered.len(), "timeout_ms": a.timeout_ms,
+               "slowest_answered_ms": slowest})
     );
     Ok(())
 }

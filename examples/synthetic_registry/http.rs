@@ -1,6 +1,7 @@
 //! Requests to replies: the registry API v2 routes, the token endpoint and the control
 //! endpoints, with Distribution's status codes, headers and JSON errors.
 
+use gitlab_registry_usage_rest::percent::{decode_path, decode_query_component};
 use std::io::{Cursor, Empty};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -164,8 +165,8 @@ fn route(path: &str) -> Route<'_> {
 /// Answers one request (sleeping `--latency-ms` first, except for control endpoints).
 pub fn serve(context: &Context, request: Request) {
     let (path, query) = match request.url().split_once('?') {
-        Some((path, query)) => (percent_decode(path, false), query.to_string()),
-        None => (percent_decode(request.url(), false), String::new()),
+        Some((path, query)) => (decode_path_lenient(path), query.to_string()),
+        None => (decode_path_lenient(request.url()), String::new()),
     };
     let query = parse_query(&query);
     let header = |name: &'static str| {
@@ -522,33 +523,20 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key, true), percent_decode(value, true))
+            (
+                decode_query_component(key).into_owned(),
+                decode_query_component(value).into_owned(),
+            )
         })
         .collect()
 }
 
-/// `%XX` decoding (and `+` as space in query strings); malformed escapes stay as they are.
-fn percent_decode(text: &str, plus_is_space: bool) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push((high * 16 + low) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The service's strict path decoding; a malformed escape is kept as it is (the route
+/// then simply does not match).
+fn decode_path_lenient(path: &str) -> String {
+    decode_path(path)
+        .map(|p| p.into_owned())
+        .unwrap_or_else(|_| path.to_string())
 }
 
 /// Go's `url.QueryEscape`, which Distribution uses for `last` in Link headers.
