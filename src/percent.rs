@@ -15,20 +15,24 @@ pub struct Encoded<'a>(pub &'a str);
 
 impl fmt::Display for Encoded<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const HEX: &[u8; 16] = b"0123456789ABCDEF";
-        for run in self.0.as_bytes().split_inclusive(|&b| !is_unreserved(b)) {
-            let (plain, last) = match run.split_last() {
-                Some((&last, plain)) if !is_unreserved(last) => (plain, Some(last)),
-                _ => (run, None),
-            };
-            // `plain` holds only unreserved bytes, which are ASCII.
-            f.write_str(std::str::from_utf8(plain).map_err(|_| fmt::Error)?)?;
-            if let Some(b) = last {
-                let escaped = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
-                f.write_str(std::str::from_utf8(&escaped).map_err(|_| fmt::Error)?)?;
-            }
+        let mut out = Vec::with_capacity(self.0.len() * 3);
+        encode_into(&mut out, self.0);
+        // Only unreserved ASCII and `%XX` were written.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Appends `s` percent-encoded like [`Encoded`] to `out`: the hot path of link rendering,
+/// with no formatting machinery.
+pub fn encode_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(s.len());
+    for &b in s.as_bytes() {
+        if is_unreserved(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
-        Ok(())
     }
 }
 

@@ -12,8 +12,6 @@
 //! link's title is the tag name, links carry `server_prefix`, and an `_embedded` or a
 //! link list that would be empty is left out.
 
-use std::fmt::Write as _;
-
 use crate::snapshot::{Repository, Snapshot, Tag};
 
 use crate::percent::Encoded;
@@ -237,7 +235,6 @@ pub struct Json {
     out: Vec<u8>,
     first: bool,
     after_key: bool,
-    scratch: String,
 }
 
 impl Json {
@@ -246,7 +243,6 @@ impl Json {
             out: Vec::with_capacity(capacity),
             first: true,
             after_key: false,
-            scratch: String::new(),
         }
     }
 
@@ -286,10 +282,22 @@ impl Json {
     }
 
     fn href_string(&mut self, href: &Href<'_>) {
-        self.scratch.clear();
-        // Writing into a String cannot fail.
-        let _ = write!(self.scratch, "{href}");
-        write_json_string(&mut self.out, &self.scratch);
+        // The base (server prefix + collection) may need JSON escaping; the encoded names
+        // are plain ASCII without `"` or `\` and go in as they are.
+        write_json_string(&mut self.out, href.base);
+        self.out.pop(); // reopen the string literal
+        if let Some(repo) = href.repo {
+            self.out.push(b'/');
+            crate::percent::encode_into(&mut self.out, repo);
+            if href.tags {
+                self.out.extend_from_slice(b"/tags");
+                if let Some(tag) = href.tag {
+                    self.out.push(b'/');
+                    crate::percent::encode_into(&mut self.out, tag);
+                }
+            }
+        }
+        self.out.push(b'"');
     }
 
     fn link_object(&mut self, href: &Href<'_>, title: Option<&str>) {
