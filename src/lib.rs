@@ -9,8 +9,10 @@
 pub mod auth;
 pub mod base64;
 pub mod config;
+pub mod digest;
 pub mod http;
 pub mod log;
+pub mod memory;
 pub mod percent;
 pub mod refresh;
 pub mod registry;

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
     // reader goes away, as command-line tools do; `serve` ignores SIGPIPE again.
     // SAFETY: setting a signal disposition before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    gitlab_registry_usage_rest::memory::tune();
     let args: Args = argh::from_env();
     if args.version {
         println!("gitlab-registry-usage-rest {}", env!("CARGO_PKG_VERSION"));

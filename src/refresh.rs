@@ -54,6 +54,7 @@ pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
         }
         Err(e) => crate::log!(warn, "ignoring the snapshot file", error = e),
     }
+    crate::memory::release();
 }
 
 /// Run one scan, swap it in and persist it. Returns whether it succeeded.
@@ -62,6 +63,16 @@ pub fn scan_once(r: &Refresh) -> bool {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         scan::scan(&r.client, previous.as_deref(), r.concurrency)
     }));
+    drop(previous);
+    let succeeded = finish_scan(r, outcome);
+    crate::memory::release();
+    succeeded
+}
+
+fn finish_scan(
+    r: &Refresh,
+    outcome: std::thread::Result<Result<scan::Report, crate::registry::Error>>,
+) -> bool {
     match outcome {
         Ok(Ok(report)) => {
             report.log();

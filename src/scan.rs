@@ -11,6 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::digest::Digest;
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::{Client, Counts, Error};
 use crate::snapshot::{Builder, LayerRef, ScannedTag, Snapshot};
@@ -114,19 +115,17 @@ struct RepoState {
 type Layers = Arc<[LayerRef]>;
 
 /// What the workers share: the client, the previous snapshot's digests, and what this
-/// scan has learnt so far (manifest digest → layers, blob digest → size). Layer digests
-/// are interned, so a base layer held by 10,000 tags is one allocation, not 10,000.
+/// scan has learnt so far (manifest digest → layers, blob digest → size).
 struct Context<'a> {
     client: &'a Client,
-    previous: HashMap<&'a str, (&'a Snapshot, &'a crate::snapshot::Tag)>,
+    previous: HashMap<&'a Digest, (&'a Snapshot, &'a crate::snapshot::Tag)>,
     have_previous: bool,
-    manifests: Mutex<HashMap<Arc<str>, Layers>>,
-    digests: Mutex<HashSet<Arc<str>>>,
-    blob_sizes: Mutex<HashMap<Arc<str>, u64>>,
+    manifests: Mutex<HashMap<Digest, Layers>>,
+    blob_sizes: Mutex<HashMap<Digest, u64>>,
 }
 
 impl Context<'_> {
-    fn known(&self, digest: &str) -> Option<Layers> {
+    fn known(&self, digest: &Digest) -> Option<Layers> {
         if let Some(layers) = self
             .manifests
             .lock()
@@ -147,36 +146,13 @@ impl Context<'_> {
         )
     }
 
-    /// The one shared copy of `digest`.
-    fn intern(&self, digest: &str) -> Arc<str> {
-        let mut digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(d) = digests.get(digest) {
-            return d.clone();
-        }
-        let d: Arc<str> = digest.into();
-        digests.insert(d.clone());
-        d
-    }
-
-    /// `layers` with interned digests, as one shared slice.
-    fn share(&self, layers: Vec<LayerRef>) -> Layers {
-        layers
-            .into_iter()
-            .map(|l| LayerRef {
-                digest: self.intern(&l.digest),
-                size: l.size,
-            })
-            .collect()
-    }
-
-    /// Share `layers` and remember them as the layers of manifest `digest`.
-    fn remember(&self, digest: &str, layers: Vec<LayerRef>) -> Layers {
-        let layers = self.share(layers);
-        let key = self.intern(digest);
+    /// Remember `layers` as the layers of manifest `digest`, shared from now on.
+    fn remember(&self, digest: &Digest, layers: Vec<LayerRef>) -> Layers {
+        let layers: Layers = layers.into();
         self.manifests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, layers.clone());
+            .insert(digest.clone(), layers.clone());
         layers
     }
 
@@ -184,10 +160,11 @@ impl Context<'_> {
     /// else (or when the registry gives no digest) `GET` by tag.
     fn tag(&self, repo: &str, tag: &str) -> Result<ScannedTag, Error> {
         if self.have_previous {
-            if let Some(digest) = self.client.manifest_digest(repo, tag)? {
+            if let Some(text) = self.client.manifest_digest(repo, tag)? {
+                let digest = Digest::from(text.as_str());
                 let layers = match self.known(&digest) {
                     Some(layers) => layers,
-                    None => self.by_digest(repo, &digest, 0, &mut HashSet::new())?,
+                    None => self.by_digest(repo, &text, 0, &mut HashSet::new())?,
                 };
                 return Ok(ScannedTag {
                     name: tag.to_string(),
@@ -197,7 +174,8 @@ impl Context<'_> {
             }
         }
         let response = self.client.manifest(repo, tag)?;
-        let layers = match response.digest.as_deref().and_then(|d| self.known(d)) {
+        let digest = response.digest.as_deref().map(Digest::from);
+        let layers = match digest.as_ref().and_then(|d| self.known(d)) {
             Some(layers) => layers,
             None => {
                 let url = format!("manifest {repo}:{tag}");
@@ -213,15 +191,15 @@ impl Context<'_> {
                     0,
                     &mut visited,
                 )?;
-                match &response.digest {
+                match &digest {
                     Some(d) => self.remember(d, layers),
-                    None => self.share(layers),
+                    None => layers.into(),
                 }
             }
         };
         Ok(ScannedTag {
             name: tag.to_string(),
-            digest: response.digest,
+            digest,
             layers,
         })
     }
@@ -233,7 +211,8 @@ impl Context<'_> {
         depth: usize,
         visited: &mut HashSet<String>,
     ) -> Result<Layers, Error> {
-        if let Some(layers) = self.known(digest) {
+        let key = Digest::from(digest);
+        if let Some(layers) = self.known(&key) {
             return Ok(layers);
         }
         if !visited.insert(digest.to_string()) {
@@ -252,7 +231,7 @@ impl Context<'_> {
             depth,
             visited,
         )?;
-        Ok(self.remember(digest, layers))
+        Ok(self.remember(&key, layers))
     }
 
     fn layers_of(
@@ -272,11 +251,11 @@ impl Context<'_> {
             Manifest::Image(layers) => Ok(layers),
             Manifest::Schema1(sums) => {
                 let mut out: Vec<LayerRef> = Vec::new();
-                for digest in sums {
-                    if out.iter().any(|l| *l.digest == *digest) {
+                for text in sums {
+                    let digest = Digest::from(text.as_str());
+                    if out.iter().any(|l| l.digest == digest) {
                         continue;
                     }
-                    let digest = self.intern(&digest);
                     let cached = self
                         .blob_sizes
                         .lock()
@@ -286,7 +265,7 @@ impl Context<'_> {
                     let size = match cached {
                         Some(s) => s,
                         None => {
-                            let s = self.client.blob_size(repo, &digest)?;
+                            let s = self.client.blob_size(repo, &text)?;
                             self.blob_sizes
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
@@ -358,7 +337,6 @@ pub fn scan(
         previous: HashMap::new(),
         have_previous: previous.is_some(),
         manifests: Mutex::new(HashMap::new()),
-        digests: Mutex::new(HashSet::new()),
         blob_sizes: Mutex::new(HashMap::new()),
     };
     if let Some(p) = previous {

@@ -13,13 +13,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+
+pub use crate::digest::Digest;
 
 /// One distinct layer blob of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
-    /// Shared with the scan that found it (one allocation per distinct digest).
-    pub digest: Arc<str>,
+    pub digest: Digest,
     pub size: u64,
 }
 
@@ -28,7 +30,7 @@ pub struct Blob {
 pub struct Tag {
     pub name: Box<str>,
     /// The manifest digest (`Docker-Content-Digest`), when the registry gave one.
-    pub digest: Option<Box<str>>,
+    pub digest: Option<Digest>,
     /// Indices into `Snapshot::blobs`, sorted and distinct.
     pub layers: Box<[u32]>,
     pub size: u64,
@@ -97,7 +99,7 @@ impl Snapshot {
 /// A layer as the scan found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerRef {
-    pub digest: Arc<str>,
+    pub digest: Digest,
     pub size: u64,
 }
 
@@ -105,7 +107,7 @@ pub struct LayerRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScannedTag {
     pub name: String,
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// Shared by every tag whose manifest has the same digest.
     pub layers: Arc<[LayerRef]>,
 }
@@ -116,22 +118,21 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 #[derive(Default)]
 pub struct Builder {
     blobs: Vec<Blob>,
-    index: HashMap<Arc<str>, u32>,
+    index: HashMap<Digest, u32>,
     repositories: Vec<Repository>,
 }
 
 impl Builder {
-    fn intern(&mut self, digest: &Arc<str>, size: u64) -> u32 {
+    fn intern(&mut self, digest: &Digest, size: u64) -> u32 {
         if let Some(&i) = self.index.get(digest) {
             return i;
         }
         let i = self.blobs.len() as u32;
-        let digest = digest.clone();
         self.blobs.push(Blob {
             digest: digest.clone(),
             size,
         });
-        self.index.insert(digest, i);
+        self.index.insert(digest.clone(), i);
         i
     }
 
@@ -147,7 +148,7 @@ impl Builder {
                 .map(|t| {
                     self.tag(
                         &t.name,
-                        t.digest.as_deref(),
+                        t.digest.as_ref(),
                         t.layers.iter().map(|l| (&l.digest, l.size)),
                     )
                 })
@@ -163,7 +164,7 @@ impl Builder {
                 .map(|t| {
                     self.tag(
                         &t.name,
-                        t.digest.as_deref(),
+                        t.digest.as_ref(),
                         previous.layers(t).map(|b| (&b.digest, b.size)),
                     )
                 })
@@ -175,15 +176,15 @@ impl Builder {
     fn tag<'a>(
         &mut self,
         name: &str,
-        digest: Option<&str>,
-        layers: impl Iterator<Item = (&'a Arc<str>, u64)>,
+        digest: Option<&Digest>,
+        layers: impl Iterator<Item = (&'a Digest, u64)>,
     ) -> Tag {
         let mut ids: Vec<u32> = layers.map(|(d, s)| self.intern(d, s)).collect();
         ids.sort_unstable();
         ids.dedup();
         Tag {
             name: name.into(),
-            digest: digest.map(Into::into),
+            digest: digest.cloned(),
             layers: ids.into_boxed_slice(),
             size: 0,
             disk_size: 0,
@@ -243,67 +244,90 @@ impl Shared {
 }
 
 // ---- the snapshot file -------------------------------------------------------------
+//
+// JSON: {"format": FORMAT, "timestamp": f64, "blobs": [[digest, size], ...],
+//        "repositories": [{"name", "tags"?: [{"name", "digest"?, "layers": [blob index]}],
+//                          "error"?}]}
+// Both directions stream: saving writes straight from the snapshot, and loading reads
+// the file through a buffer into the new snapshot, one repository at a time, so neither
+// holds a second copy of the data (the file of 100k tags is about 20 MB).
 
 /// Identifies our files; anything else is "a foreign file" and ignored.
 const FORMAT: &str = "gitlab-registry-usage-rest/snapshot/1";
 
-#[derive(Serialize, Deserialize)]
-struct FileTag<'a> {
-    #[serde(borrow)]
-    name: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    digest: Option<std::borrow::Cow<'a, str>>,
-    layers: Vec<u32>,
+/// Serializes a slice as a JSON array without collecting it first.
+struct SeqOut<I>(std::cell::Cell<Option<I>>);
+
+impl<I: Iterator<Item = T>, T: Serialize> Serialize for SeqOut<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.take() {
+            Some(items) => serializer.collect_seq(items),
+            None => Err(serde::ser::Error::custom("serialized twice")),
+        }
+    }
 }
 
-#[derive(Serialize, Deserialize)]
-struct FileRepository<'a> {
-    #[serde(borrow)]
-    name: std::borrow::Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    tags: Option<Vec<FileTag<'a>>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    error: Option<std::borrow::Cow<'a, str>>,
+fn seq_out<I: IntoIterator>(items: I) -> SeqOut<I::IntoIter> {
+    SeqOut(std::cell::Cell::new(Some(items.into_iter())))
 }
 
-#[derive(Serialize, Deserialize)]
-struct File<'a> {
-    format: std::borrow::Cow<'a, str>,
-    timestamp: f64,
-    #[serde(borrow)]
-    blobs: Vec<(std::borrow::Cow<'a, str>, u64)>,
-    #[serde(borrow)]
-    repositories: Vec<FileRepository<'a>>,
+struct TagOut<'a>(&'a Tag);
+
+impl Serialize for TagOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let t = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &t.name)?;
+        if let Some(d) = &t.digest {
+            map.serialize_entry("digest", d)?;
+        }
+        map.serialize_entry("layers", &t.layers)?;
+        map.end()
+    }
+}
+
+struct RepositoryOut<'a>(&'a Repository);
+
+impl Serialize for RepositoryOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &r.name)?;
+        if let Some(tags) = &r.tags {
+            map.serialize_entry("tags", &seq_out(tags.iter().map(TagOut)))?;
+        }
+        if let Some(e) = &r.error {
+            map.serialize_entry("error", e)?;
+        }
+        map.end()
+    }
+}
+
+struct FileOut<'a>(&'a Snapshot);
+
+impl Serialize for FileOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let s = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("format", FORMAT)?;
+        map.serialize_entry("timestamp", &s.timestamp)?;
+        map.serialize_entry(
+            "blobs",
+            &seq_out(s.blobs.iter().map(|b| (&b.digest, b.size))),
+        )?;
+        map.serialize_entry(
+            "repositories",
+            &seq_out(s.repositories.iter().map(RepositoryOut)),
+        )?;
+        map.end()
+    }
 }
 
 /// Write the snapshot atomically: temp file in the same directory, fsync, rename, fsync dir.
 pub fn save(snapshot: &Snapshot, path: &Path) -> std::io::Result<()> {
-    let file = File {
-        format: FORMAT.into(),
-        timestamp: snapshot.timestamp,
-        blobs: snapshot
-            .blobs
-            .iter()
-            .map(|b| (b.digest.as_ref().into(), b.size))
-            .collect(),
-        repositories: snapshot
-            .repositories
-            .iter()
-            .map(|r| FileRepository {
-                name: r.name.as_ref().into(),
-                tags: r.tags.as_ref().map(|tags| {
-                    tags.iter()
-                        .map(|t| FileTag {
-                            name: t.name.as_ref().into(),
-                            digest: t.digest.as_deref().map(Into::into),
-                            layers: t.layers.to_vec(),
-                        })
-                        .collect()
-                }),
-                error: r.error.as_deref().map(Into::into),
-            })
-            .collect(),
-    };
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -314,8 +338,8 @@ pub fn save(snapshot: &Snapshot, path: &Path) -> std::io::Result<()> {
         .unwrap_or("snapshot");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        serde_json::to_writer(&mut out, &file)?;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::fs::File::create(&tmp)?);
+        serde_json::to_writer(&mut out, &FileOut(snapshot))?;
         out.flush()?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -330,72 +354,195 @@ pub fn save(snapshot: &Snapshot, path: &Path) -> std::io::Result<()> {
     result
 }
 
+#[derive(Deserialize)]
+struct TagIn {
+    name: String,
+    #[serde(default)]
+    digest: Option<Digest>,
+    layers: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct RepositoryIn {
+    name: String,
+    #[serde(default)]
+    tags: Option<Vec<TagIn>>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// What a file holds, read into the parts of a `Builder`.
+struct Loaded {
+    timestamp: f64,
+    blobs: Vec<Blob>,
+    repositories: Vec<Repository>,
+}
+
+/// Reads the top-level object of a snapshot file.
+struct FileSeed;
+
+impl<'de> DeserializeSeed<'de> for FileSeed {
+    type Value = Loaded;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Loaded, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FileSeed {
+    type Value = Loaded;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a snapshot object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loaded, A::Error> {
+        let (mut format, mut timestamp, mut blobs, mut repositories) = (false, None, None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "format" => {
+                    let f: std::borrow::Cow<'de, str> = map.next_value()?;
+                    if f != FORMAT {
+                        return Err(de::Error::custom(format!(
+                            "it has format {f:?}, expected {FORMAT:?}"
+                        )));
+                    }
+                    format = true;
+                }
+                "timestamp" => timestamp = Some(map.next_value::<f64>()?),
+                "blobs" => blobs = Some(map.next_value_seed(Blobs)?),
+                "repositories" => repositories = Some(map.next_value_seed(Repositories)?),
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !format {
+            return Err(de::Error::missing_field("format"));
+        }
+        Ok(Loaded {
+            timestamp: timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
+            blobs: blobs.ok_or_else(|| de::Error::missing_field("blobs"))?,
+            repositories: repositories.ok_or_else(|| de::Error::missing_field("repositories"))?,
+        })
+    }
+}
+
+/// `"blobs"`: `[digest, size]` pairs, straight into the blob table.
+struct Blobs;
+
+impl<'de> DeserializeSeed<'de> for Blobs {
+    type Value = Vec<Blob>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Blob>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Blobs {
+    type Value = Vec<Blob>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of [digest, size]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Blob>, A::Error> {
+        let mut blobs = Vec::new();
+        while let Some((digest, size)) = seq.next_element::<(Digest, u64)>()? {
+            blobs.push(Blob { digest, size });
+        }
+        Ok(blobs)
+    }
+}
+
+/// `"repositories"`: each one turned into its final form before the next is read.
+struct Repositories;
+
+impl<'de> DeserializeSeed<'de> for Repositories {
+    type Value = Vec<Repository>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Repository>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Repositories {
+    type Value = Vec<Repository>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of repositories")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Repository>, A::Error> {
+        let mut repositories = Vec::new();
+        while let Some(r) = seq.next_element::<RepositoryIn>()? {
+            let tags = r.tags.map(|tags| {
+                let mut tags: Vec<Tag> = tags
+                    .into_iter()
+                    .map(|t| {
+                        let mut layers = t.layers;
+                        layers.sort_unstable();
+                        layers.dedup();
+                        Tag {
+                            name: t.name.into_boxed_str(),
+                            digest: t.digest,
+                            layers: layers.into_boxed_slice(),
+                            size: 0,
+                            disk_size: 0,
+                        }
+                    })
+                    .collect();
+                tags.sort_by(|a, b| a.name.cmp(&b.name));
+                tags.dedup_by(|a, b| a.name == b.name);
+                tags
+            });
+            repositories.push(Repository {
+                name: r.name.into_boxed_str(),
+                tags,
+                size: None,
+                disk_size: None,
+                error: r.error.map(String::into_boxed_str),
+            });
+        }
+        Ok(repositories)
+    }
+}
+
 /// Read a snapshot file. Any problem (missing, truncated, foreign, inconsistent) is an
 /// `Err` with a message for the log; the caller goes on without it.
 pub fn load(path: &Path) -> Result<Snapshot, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: File = serde_json::from_slice(&bytes).map_err(|e| {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let not_ours = |e: serde_json::Error| {
         format!(
             "{} is not a snapshot file of this service: {e}",
             path.display()
         )
-    })?;
-    if file.format != FORMAT {
-        return Err(format!(
-            "{} has format {:?}, expected {FORMAT:?}",
-            path.display(),
-            file.format
-        ));
-    }
-    // The file's blob table is already distinct: take it as the snapshot's own, and let
-    // tags refer to it by index, without re-interning (this keeps the peak memory of a
-    // 100k-tag load close to the size of the result).
-    let blob_count = file.blobs.len();
-    let mut builder = Builder {
-        blobs: file
-            .blobs
-            .iter()
-            .map(|(d, s)| Blob {
-                digest: Arc::from(d.as_ref()),
-                size: *s,
-            })
-            .collect(),
-        ..Builder::default()
     };
-    for repo in &file.repositories {
-        let tags = match &repo.tags {
-            None => None,
-            Some(tags) => {
-                let mut out = Vec::with_capacity(tags.len());
-                for t in tags {
-                    if let Some(bad) = t.layers.iter().find(|&&l| l as usize >= blob_count) {
-                        return Err(format!(
-                            "{}: tag {:?} of {:?} refers to layer {bad} of {blob_count}",
-                            path.display(),
-                            t.name,
-                            repo.name
-                        ));
-                    }
-                    let mut layers = t.layers.clone();
-                    layers.sort_unstable();
-                    layers.dedup();
-                    out.push(Tag {
-                        name: t.name.as_ref().into(),
-                        digest: t.digest.as_deref().map(Into::into),
-                        layers: layers.into_boxed_slice(),
-                        size: 0,
-                        disk_size: 0,
-                    });
-                }
-                Some(out)
+    // Read through a buffer, not from a copy of the whole file: about 1.6x the parse
+    // time of a slice (110 vs 72 ms for 100k tags) for 20 MB less peak memory.
+    let mut reader =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, file));
+    let loaded = FileSeed.deserialize(&mut reader).map_err(not_ours)?;
+    reader.end().map_err(not_ours)?;
+    // The file's blob table is already distinct: it becomes the snapshot's own, and tags
+    // keep referring to it by index.
+    let blob_count = loaded.blobs.len();
+    for repo in &loaded.repositories {
+        for t in repo.tags.iter().flatten() {
+            if let Some(bad) = t.layers.iter().find(|&&l| l as usize >= blob_count) {
+                return Err(format!(
+                    "{}: tag {:?} of {:?} refers to layer {bad} of {blob_count}",
+                    path.display(),
+                    t.name,
+                    repo.name
+                ));
             }
-        };
-        builder.push(&repo.name, tags, repo.error.as_ref().map(|e| e.to_string()));
+        }
     }
-    let timestamp = file.timestamp;
-    drop(file);
-    drop(bytes);
-    Ok(builder.finish(timestamp))
+    let builder = Builder {
+        blobs: loaded.blobs,
+        index: HashMap::new(),
+        repositories: loaded.repositories,
+    };
+    Ok(builder.finish(loaded.timestamp))
 }
 
 #[cfg(test)]
@@ -441,6 +588,50 @@ mod tests {
         assert_eq!(l.repositories, s.repositories);
         assert_eq!(l.totals, s.totals);
         assert_ne!(l.generation, s.generation);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn file_format_is_stable() {
+        let dir = std::env::temp_dir().join(format!("grur-snap-fmt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("snap.json");
+        let mut b = Builder::default();
+        let digest = format!("sha256:{}", "0f".repeat(32));
+        b.add_repository(
+            "g/app",
+            Some(vec![ScannedTag {
+                name: "v1".into(),
+                digest: Some(digest.as_str().into()),
+                layers: vec![LayerRef {
+                    digest: "sha512:other".into(),
+                    size: 7,
+                }]
+                .into(),
+            }]),
+            None,
+        );
+        b.add_repository("broken", None, Some("tag list: HTTP 500".into()));
+        save(&b.finish(12.5), &path).unwrap();
+        let expected = format!(
+            r#"{{"format":"{FORMAT}","timestamp":12.5,"blobs":[["sha512:other",7]],"repositories":[{{"name":"broken","error":"tag list: HTTP 500"}},{{"name":"g/app","tags":[{{"name":"v1","digest":"{digest}","layers":[0]}}]}}]}}"#
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+        // Keys in another order and unknown keys (a later version's) are fine.
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"repositories":[{{"x":1,"tags":[{{"layers":[0,0],"name":"t","y":[]}}],"name":"r"}}],"new":{{}},"blobs":[["{digest}",3]],"timestamp":1,"format":"{FORMAT}"}}"#
+            ),
+        )
+        .unwrap();
+        let l = load(&path).unwrap();
+        assert_eq!(l.blobs[0].digest.to_string(), digest);
+        let t = l.repository("r").unwrap().tag("t").unwrap();
+        assert_eq!(
+            (&*t.layers, t.size, t.digest.is_none()),
+            (&[0][..], 3, true)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

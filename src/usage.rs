@@ -85,7 +85,7 @@ mod tests {
     fn tag(name: &str, layers: &[(&str, u64)]) -> ScannedTag {
         ScannedTag {
             name: name.into(),
-            digest: Some(format!("sha256:m-{name}")),
+            digest: Some(format!("sha256:m-{name}").into()),
             layers: layers
                 .iter()
                 .map(|(d, s)| LayerRef {

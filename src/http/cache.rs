@@ -2,13 +2,15 @@
 //!
 //! `GET /repositories?embed=true` over 100k tags is tens of megabytes of JSON. It only
 //! changes when a new snapshot arrives, so it is rendered once per snapshot generation
-//! and query form and then served from an `Arc<[u8]>` (no copy per request, and the
-//! lock is held only to clone the `Arc`, never while the bytes go out). Small documents
-//! are not cached: rendering them is cheaper than the lookup.
+//! and query form, by one request while any others asking for it wait, and then served
+//! from an `Arc` (no copy per request, and the lock is held only to clone the `Arc`,
+//! never while the bytes go out). Small documents are not cached: rendering them is
+//! cheaper than the lookup.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::router::Collection;
 
@@ -48,7 +50,7 @@ impl ETag {
 pub enum Body {
     Static(&'static [u8]),
     Owned(Vec<u8>),
-    Shared(Arc<[u8]>),
+    Shared(Arc<Vec<u8>>),
 }
 
 impl AsRef<[u8]> for Body {
@@ -84,7 +86,8 @@ pub struct Key {
 /// A cached document.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    pub body: Arc<[u8]>,
+    /// The rendered buffer itself (an `Arc<[u8]>` would need a copy of it).
+    pub body: Arc<Vec<u8>>,
     pub etag: ETag,
 }
 
@@ -93,17 +96,41 @@ pub struct Rendered {
 /// are rendered per request.
 const MAX_BYTES: usize = 256 * 1024 * 1024;
 
+/// How long a request waits for another one rendering the same document before it
+/// renders the document itself.
+const WAIT_FOR_RENDER: Duration = Duration::from_secs(30);
+
 #[derive(Default)]
 struct State {
     generation: u64,
     bytes: usize,
     entries: HashMap<Key, Rendered>,
+    /// Documents being rendered right now, by generation.
+    rendering: HashSet<(u64, Key)>,
 }
 
-/// Rendered documents of the newest snapshot generation seen.
+/// Rendered documents of the newest snapshot generation seen. A document is rendered
+/// by one request at a time: the others asking for it meanwhile wait for that result
+/// instead of rendering (and holding) a copy each.
 #[derive(Default)]
 pub struct RenderCache {
     state: Mutex<State>,
+    rendered: Condvar,
+}
+
+/// Removes a rendering mark when the rendering ends, also by a panic.
+struct Rendering<'a> {
+    cache: &'a RenderCache,
+    mark: Option<(u64, Key)>,
+}
+
+impl Drop for Rendering<'_> {
+    fn drop(&mut self) {
+        if let Some(mark) = self.mark.take() {
+            self.cache.lock().rendering.remove(&mark);
+            self.cache.rendered.notify_all();
+        }
+    }
 }
 
 impl RenderCache {
@@ -112,27 +139,56 @@ impl RenderCache {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The document for `key` rendered from snapshot `generation`, if there is one.
-    pub fn get(&self, generation: u64, key: &Key) -> Option<Rendered> {
-        let state = self.lock();
-        if state.generation != generation {
-            return None;
+    /// The document for `key` from snapshot `generation`: from the cache, from another
+    /// request rendering it right now, or from `render` (and then kept).
+    pub fn get_or_render(
+        &self,
+        generation: u64,
+        key: Key,
+        render: impl FnOnce() -> Rendered,
+    ) -> Rendered {
+        let mark = (generation, key);
+        let deadline = Instant::now() + WAIT_FOR_RENDER;
+        let mut state = self.lock();
+        loop {
+            if state.generation == generation {
+                if let Some(hit) = state.entries.get(&mark.1) {
+                    return hit.clone();
+                }
+            }
+            let now = Instant::now();
+            if !state.rendering.contains(&mark) || now >= deadline {
+                break;
+            }
+            state = self
+                .rendered
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
-        state.entries.get(key).cloned()
+        state.rendering.insert(mark.clone());
+        drop(state);
+        let guard = Rendering {
+            cache: self,
+            mark: Some(mark.clone()),
+        };
+        let rendered = render();
+        self.insert(generation, mark.1, rendered.clone());
+        drop(guard);
+        rendered
     }
 
     /// Keeps a document. A newer generation drops everything older; a document of an
     /// older generation (a request that began before the swap) is not kept.
-    pub fn insert(&self, generation: u64, key: Key, rendered: Rendered) {
+    fn insert(&self, generation: u64, key: Key, rendered: Rendered) {
         let mut state = self.lock();
         if generation < state.generation {
             return;
         }
         if generation > state.generation {
-            *state = State {
-                generation,
-                ..State::default()
-            };
+            state.generation = generation;
+            state.bytes = 0;
+            state.entries = HashMap::new();
         }
         let size = rendered.body.len();
         if state.bytes + size > MAX_BYTES {
@@ -142,6 +198,14 @@ impl RenderCache {
             state.bytes -= old.body.len();
         }
         state.bytes += size;
+    }
+
+    #[cfg(test)]
+    fn get(&self, generation: u64, key: &Key) -> Option<Rendered> {
+        let state = self.lock();
+        (state.generation == generation)
+            .then(|| state.entries.get(key).cloned())
+            .flatten()
     }
 }
 
@@ -161,7 +225,7 @@ mod tests {
 
     fn doc(text: &str) -> Rendered {
         Rendered {
-            body: text.as_bytes().into(),
+            body: Arc::new(text.as_bytes().to_vec()),
             etag: ETag::of(text.as_bytes()),
         }
     }
@@ -187,5 +251,46 @@ mod tests {
         cache.insert(5, key(1), doc("late"));
         assert!(cache.get(6, &key(1)).is_none());
         assert_eq!(cache.lock().bytes, 3);
+    }
+
+    #[test]
+    fn one_request_renders_while_the_others_wait_for_it() {
+        let cache = RenderCache::default();
+        let renders = std::sync::atomic::AtomicUsize::new(0);
+        let bodies: Vec<Rendered> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        cache.get_or_render(7, key(1), || {
+                            renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(100));
+                            doc("seven")
+                        })
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(renders.into_inner(), 1);
+        for b in &bodies {
+            assert!(Arc::ptr_eq(&b.body, &bodies[0].body));
+        }
+        // A later generation renders anew.
+        let later = cache.get_or_render(8, key(1), || doc("eight"));
+        assert_eq!(&*later.body, b"eight");
+    }
+
+    #[test]
+    fn a_render_that_panics_does_not_hold_up_the_next_request() {
+        let cache = RenderCache::default();
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cache.get_or_render(3, key(2), || panic!("render bug"))
+        }));
+        assert!(failed.is_err());
+        let started = Instant::now();
+        let ok = cache.get_or_render(3, key(2), || doc("three"));
+        assert_eq!(&*ok.body, b"three");
+        assert!(started.elapsed() < WAIT_FOR_RENDER / 2);
+        assert!(cache.lock().rendering.is_empty());
     }
 }

@@ -498,41 +498,41 @@ impl App {
         options: Options,
         html: bool,
     ) -> (Body, ETag) {
-        let key = cache_key(resource, collection, options, html);
-        if let Some(key) = &key {
-            if let Some(hit) = self.cache.get(snapshot.generation, key) {
-                return (Body::Shared(hit.body), hit.etag);
-            }
-        }
         let view = View {
             base: self.base(collection),
             links: options.links,
         };
-        let capacity = if key.is_some() { 64 * 1024 } else { 256 };
-        let bytes = if html {
-            let mut sink = Html::with_capacity(capacity + 1024);
-            write_resource(&mut sink, snapshot, resource, view, options.depth);
-            sink.into_bytes()
-        } else {
-            let mut sink = Json::with_capacity(capacity);
-            write_resource(&mut sink, snapshot, resource, view, options.depth);
-            sink.into_bytes()
+        let render = |capacity: usize| {
+            let bytes = if html {
+                let mut sink = Html::with_capacity(capacity + 1024);
+                write_resource(&mut sink, snapshot, resource, view, options.depth);
+                sink.into_bytes()
+            } else {
+                let mut sink = Json::with_capacity(capacity);
+                write_resource(&mut sink, snapshot, resource, view, options.depth);
+                sink.into_bytes()
+            };
+            let etag = ETag::of(&bytes);
+            (bytes, etag)
         };
-        let etag = ETag::of(&bytes);
-        match key {
+        match cache_key(resource, collection, options, html) {
             Some(key) => {
-                let body: Arc<[u8]> = bytes.into();
-                self.cache.insert(
-                    snapshot.generation,
-                    key,
+                let hit = self.cache.get_or_render(snapshot.generation, key, || {
+                    let (mut bytes, etag) = render(64 * 1024);
+                    // Kept for the whole generation: give back the growth slack (for a
+                    // large buffer this is a remap, not a copy).
+                    bytes.shrink_to_fit();
                     Rendered {
-                        body: Arc::clone(&body),
+                        body: Arc::new(bytes),
                         etag,
-                    },
-                );
-                (Body::Shared(body), etag)
+                    }
+                });
+                (Body::Shared(hit.body), hit.etag)
             }
-            None => (Body::Owned(bytes), etag),
+            None => {
+                let (bytes, etag) = render(256);
+                (Body::Owned(bytes), etag)
+            }
         }
     }
 }
