@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::digest::Digest;
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::{Client, Counts, Error};
-use crate::snapshot::{Builder, LayerRef, ScannedTag, Snapshot};
+use crate::snapshot::{Builder, InternedTag, LayerRef, Snapshot};
 
 /// Deepest nesting of indexes followed (an index of indexes of images is depth 2).
 const MAX_INDEX_DEPTH: usize = 3;
@@ -99,32 +99,43 @@ enum Done {
     Manifest {
         repo: usize,
         index: usize,
-        result: Result<ScannedTag, String>,
+        result: Result<InternedTag, String>,
     },
 }
 
 struct RepoState {
     name: Arc<str>,
     tags: Vec<Arc<str>>,
-    found: Vec<Option<ScannedTag>>,
+    found: Vec<Option<InternedTag>>,
     remaining: usize,
     error: Option<String>,
 }
 
-/// Layers of one manifest, shared by every tag (and index) that refers to it.
-type Layers = Arc<[LayerRef]>;
+/// Layers of one manifest as indices into the scan's blob table, shared by every tag
+/// (and index) that refers to it.
+type Layers = Arc<[u32]>;
 
 /// What the workers share: the client, the previous snapshot's digests, and what this
-/// scan has learnt so far (manifest digest → layers, blob digest → size).
+/// scan has learnt so far (manifest digest → layers, blob digest → size). Layers are
+/// interned in `builder` as soon as a manifest is read, so a manifest costs 4 bytes a
+/// layer here, not a copy of each digest.
 struct Context<'a> {
     client: &'a Client,
-    previous: HashMap<&'a Digest, (&'a Snapshot, &'a crate::snapshot::Tag)>,
-    have_previous: bool,
+    previous: Option<(&'a Snapshot, HashMap<&'a Digest, &'a crate::snapshot::Tag>)>,
+    builder: Mutex<Builder>,
     manifests: Mutex<HashMap<Digest, Layers>>,
     blob_sizes: Mutex<HashMap<Digest, u64>>,
 }
 
 impl Context<'_> {
+    fn intern<'d>(&self, layers: impl IntoIterator<Item = (&'d Digest, u64)>) -> Layers {
+        self.builder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .intern_layers(layers)
+            .into()
+    }
+
     fn known(&self, digest: &Digest) -> Option<Layers> {
         if let Some(layers) = self
             .manifests
@@ -134,21 +145,13 @@ impl Context<'_> {
         {
             return Some(layers.clone());
         }
-        let (snapshot, tag) = self.previous.get(digest)?;
-        Some(
-            snapshot
-                .layers(tag)
-                .map(|b| LayerRef {
-                    digest: b.digest.clone(),
-                    size: b.size,
-                })
-                .collect(),
-        )
+        let (snapshot, tags) = self.previous.as_ref()?;
+        let tag = tags.get(digest)?;
+        Some(self.intern(snapshot.layers(tag).map(|b| (&b.digest, b.size))))
     }
 
     /// Remember `layers` as the layers of manifest `digest`, shared from now on.
-    fn remember(&self, digest: &Digest, layers: Vec<LayerRef>) -> Layers {
-        let layers: Layers = layers.into();
+    fn remember(&self, digest: &Digest, layers: Layers) -> Layers {
         self.manifests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -158,16 +161,16 @@ impl Context<'_> {
 
     /// The layers of one tag: `HEAD` for the digest when an earlier scan may know it,
     /// else (or when the registry gives no digest) `GET` by tag.
-    fn tag(&self, repo: &str, tag: &str) -> Result<ScannedTag, Error> {
-        if self.have_previous {
+    fn tag(&self, repo: &str, tag: &str) -> Result<InternedTag, Error> {
+        if self.previous.is_some() {
             if let Some(text) = self.client.manifest_digest(repo, tag)? {
                 let digest = Digest::from(text.as_str());
                 let layers = match self.known(&digest) {
                     Some(layers) => layers,
                     None => self.by_digest(repo, &text, 0, &mut HashSet::new())?,
                 };
-                return Ok(ScannedTag {
-                    name: tag.to_string(),
+                return Ok(InternedTag {
+                    name: tag.into(),
                     digest: Some(digest),
                     layers,
                 });
@@ -193,12 +196,12 @@ impl Context<'_> {
                 )?;
                 match &digest {
                     Some(d) => self.remember(d, layers),
-                    None => layers.into(),
+                    None => layers,
                 }
             }
         };
-        Ok(ScannedTag {
-            name: tag.to_string(),
+        Ok(InternedTag {
+            name: tag.into(),
             digest,
             layers,
         })
@@ -242,13 +245,13 @@ impl Context<'_> {
         body: &[u8],
         depth: usize,
         visited: &mut HashSet<String>,
-    ) -> Result<Vec<LayerRef>, Error> {
+    ) -> Result<Layers, Error> {
         let invalid = |detail: String| Error::Invalid {
             url: url.to_string(),
             detail,
         };
         match manifest::parse(content_type, body).map_err(invalid)? {
-            Manifest::Image(layers) => Ok(layers),
+            Manifest::Image(layers) => Ok(self.intern(layers.iter().map(|l| (&l.digest, l.size)))),
             Manifest::Schema1(sums) => {
                 let mut out: Vec<LayerRef> = Vec::new();
                 for text in sums {
@@ -275,7 +278,7 @@ impl Context<'_> {
                     };
                     out.push(LayerRef { digest, size });
                 }
-                Ok(out)
+                Ok(self.intern(out.iter().map(|l| (&l.digest, l.size))))
             }
             Manifest::Index(children) => {
                 if depth >= MAX_INDEX_DEPTH {
@@ -283,16 +286,13 @@ impl Context<'_> {
                         "indexes nested deeper than {MAX_INDEX_DEPTH}"
                     )));
                 }
-                let mut out: Vec<LayerRef> = Vec::new();
-                let mut seen = HashSet::new();
+                let mut out: Vec<u32> = Vec::new();
                 for child in children {
-                    for layer in self.by_digest(repo, &child, depth + 1, visited)?.iter() {
-                        if seen.insert(layer.digest.clone()) {
-                            out.push(layer.clone());
-                        }
-                    }
+                    out.extend_from_slice(&self.by_digest(repo, &child, depth + 1, visited)?);
                 }
-                Ok(out)
+                out.sort_unstable();
+                out.dedup();
+                Ok(out.into())
             }
         }
     }
@@ -332,22 +332,21 @@ pub fn scan(
         ok
     });
 
-    let mut context = Context {
+    let context = Context {
         client,
-        previous: HashMap::new(),
-        have_previous: previous.is_some(),
+        previous: previous.map(|p| {
+            let by_digest = p
+                .repositories
+                .iter()
+                .flat_map(|r| r.tags.iter().flatten())
+                .filter_map(|t| Some((t.digest.as_ref()?, t)))
+                .collect();
+            (p, by_digest)
+        }),
+        builder: Mutex::new(Builder::default()),
         manifests: Mutex::new(HashMap::new()),
         blob_sizes: Mutex::new(HashMap::new()),
     };
-    if let Some(p) = previous {
-        for repo in &p.repositories {
-            for tag in repo.tags.iter().flatten() {
-                if let Some(d) = &tag.digest {
-                    context.previous.insert(d, (p, tag));
-                }
-            }
-        }
-    }
 
     let mut repos: Vec<RepoState> = names
         .into_iter()
@@ -362,8 +361,8 @@ pub fn scan(
 
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
-    let context = &context;
     std::thread::scope(|s| {
+        let context = &context;
         for _ in 0..concurrency.max(1) {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
@@ -439,7 +438,15 @@ pub fn scan(
         drop(job_tx);
     });
 
-    let mut builder = Builder::default();
+    // What only the workers needed goes first, before the snapshot is finished.
+    let Context {
+        builder,
+        manifests,
+        previous: previous_tags,
+        ..
+    } = context;
+    drop((manifests, previous_tags));
+    let mut builder = builder.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut failed = 0;
     for state in repos {
         match state.error {
@@ -450,7 +457,7 @@ pub fn scan(
                     None => builder.add_repository(&state.name, None, Some(error)),
                 }
             }
-            None => builder.add_repository(
+            None => builder.add_interned(
                 &state.name,
                 Some(state.found.into_iter().flatten().collect()),
                 None,

@@ -112,6 +112,16 @@ pub struct ScannedTag {
     pub layers: Arc<[LayerRef]>,
 }
 
+/// A tag whose layers are already interned in the `Builder` it goes to (the scan interns
+/// each manifest's layers once, so 100k tags do not each carry a list of digests).
+#[derive(Debug, Clone)]
+pub struct InternedTag {
+    pub name: Box<str>,
+    pub digest: Option<Digest>,
+    /// From [`Builder::intern_layers`] of the same builder: sorted and distinct.
+    pub layers: Arc<[u32]>,
+}
+
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Builds a `Snapshot`: interns digests, sorts names, then runs the accounting.
@@ -134,6 +144,43 @@ impl Builder {
         });
         self.index.insert(digest.clone(), i);
         i
+    }
+
+    /// Intern a manifest's layers: their indices, sorted and distinct.
+    pub fn intern_layers<'a>(
+        &mut self,
+        layers: impl IntoIterator<Item = (&'a Digest, u64)>,
+    ) -> Vec<u32> {
+        let mut ids: Vec<u32> = layers.into_iter().map(|(d, s)| self.intern(d, s)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Add a repository whose tags' layers were interned here; `tags: None` means its
+    /// tags are unknown.
+    pub fn add_interned(
+        &mut self,
+        name: &str,
+        tags: Option<Vec<InternedTag>>,
+        error: Option<String>,
+    ) {
+        let blob_count = self.blobs.len();
+        let tags = tags.map(|tags| {
+            tags.into_iter()
+                .map(|t| {
+                    debug_assert!(t.layers.iter().all(|&l| (l as usize) < blob_count));
+                    Tag {
+                        name: t.name,
+                        digest: t.digest,
+                        layers: t.layers.iter().copied().collect(),
+                        size: 0,
+                        disk_size: 0,
+                    }
+                })
+                .collect()
+        });
+        self.push(name, tags, error);
     }
 
     /// Add a repository found by a scan; `tags: None` means its tags are unknown.
@@ -179,9 +226,7 @@ impl Builder {
         digest: Option<&Digest>,
         layers: impl Iterator<Item = (&'a Digest, u64)>,
     ) -> Tag {
-        let mut ids: Vec<u32> = layers.map(|(d, s)| self.intern(d, s)).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = self.intern_layers(layers);
         Tag {
             name: name.into(),
             digest: digest.cloned(),
@@ -206,10 +251,62 @@ impl Builder {
         });
     }
 
+    /// Puts the blob table in its canonical form: sorted by digest, and without the
+    /// blobs no tag refers to (interned for a manifest of a repository whose scan then
+    /// failed). The scan interns in the order its workers happen to finish; this makes
+    /// the snapshot, and its file, the same whatever that order was.
+    fn canonical_blobs(&mut self) {
+        let mut used = vec![false; self.blobs.len()];
+        for tag in self
+            .repositories
+            .iter()
+            .flat_map(|r| r.tags.iter().flatten())
+        {
+            for &l in tag.layers.iter() {
+                used[l as usize] = true;
+            }
+        }
+        let sorted = self.blobs.windows(2).all(|w| w[0].digest < w[1].digest);
+        if sorted && used.iter().all(|&u| u) {
+            return;
+        }
+        let mut order: Vec<u32> = (0..self.blobs.len() as u32)
+            .filter(|&i| used[i as usize])
+            .collect();
+        order.sort_unstable_by(|&a, &b| {
+            self.blobs[a as usize]
+                .digest
+                .cmp(&self.blobs[b as usize].digest)
+        });
+        let mut renumber = vec![u32::MAX; self.blobs.len()];
+        for (new, &old) in order.iter().enumerate() {
+            renumber[old as usize] = new as u32;
+        }
+        let mut old = std::mem::take(&mut self.blobs);
+        self.blobs = order
+            .iter()
+            .map(|&i| Blob {
+                digest: std::mem::replace(&mut old[i as usize].digest, Digest::Sha256([0; 32])),
+                size: old[i as usize].size,
+            })
+            .collect();
+        drop(old);
+        for repo in &mut self.repositories {
+            for tag in repo.tags.iter_mut().flatten() {
+                for l in tag.layers.iter_mut() {
+                    *l = renumber[*l as usize];
+                }
+                tag.layers.sort_unstable();
+            }
+        }
+    }
+
     /// Sort, account and freeze.
     pub fn finish(mut self, timestamp: f64) -> Snapshot {
         self.repositories.sort_by(|a, b| a.name.cmp(&b.name));
         self.repositories.dedup_by(|a, b| a.name == b.name);
+        drop(std::mem::take(&mut self.index));
+        self.canonical_blobs();
         let totals = crate::usage::account(&self.blobs, &mut self.repositories);
         self.blobs.shrink_to_fit();
         Snapshot {
@@ -658,6 +755,32 @@ mod tests {
         assert!(load(&path).unwrap_err().contains("refers to layer 3"));
         assert!(load(&dir.join("missing")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn blobs_are_sorted_by_digest_and_unused_ones_dropped() {
+        let mut b = Builder::default();
+        let d = |n: u8| Digest::Sha256([n; 32]);
+        let used = b.intern_layers([(&d(3), 30), (&d(2), 20)]);
+        let unused = b.intern_layers([(&d(1), 10), (&d(2), 20)]);
+        assert_eq!((used.clone(), unused), (vec![0, 1], vec![1, 2]));
+        b.add_interned(
+            "r",
+            Some(vec![InternedTag {
+                name: "t".into(),
+                digest: None,
+                layers: used.into(),
+            }]),
+            None,
+        );
+        let s = b.finish(1.0);
+        let digests: Vec<_> = s.blobs.iter().map(|b| b.digest.clone()).collect();
+        assert_eq!(digests, [d(2), d(3)]);
+        let tag = s.repository("r").unwrap().tag("t").unwrap();
+        assert_eq!(
+            (&*tag.layers, tag.size, tag.disk_size),
+            (&[0, 1][..], 50, 50)
+        );
     }
 
     #[test]

@@ -1262,3 +1262,201 @@ fn a_burst_of_keep_alive_connections_is_answered_at_once() {
         );
     }
 }
+
+// ---- limits of the request head (vendor/tiny_http, second patch) ----------------------
+
+/// `raw`, but also whether the server closed the connection (end of stream or reset)
+/// rather than `timeout` passing first.
+fn raw_closed(addr: std::net::SocketAddr, request: &[u8], timeout: Duration) -> (String, bool) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    stream.write_all(request).unwrap();
+    read_until_closed(&mut stream)
+}
+
+/// Everything the server sends until it closes the connection: (text, closed). `closed`
+/// is false if the stream's read timeout passed first.
+fn read_until_closed(stream: &mut TcpStream) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break false
+            }
+            Err(_) => break true, // reset: the server closed with our data unread
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+/// `GET /health` with one header line `X-Long: aaa…` of exactly `line_len` bytes (CRLF
+/// not counted).
+fn health_with_header_line(line_len: usize) -> Vec<u8> {
+    let mut request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: ".to_vec();
+    request.resize(request.len() + line_len - "X-Long: ".len(), b'a');
+    request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    request
+}
+
+#[test]
+fn an_overlong_header_line_is_431_and_the_server_lives_on() {
+    let api = start(DEFAULTS);
+    let addr = api.running.as_ref().unwrap().addr;
+    // 8 KiB is still fine, one byte more is not.
+    let at_limit = raw(addr, &health_with_header_line(8192), Duration::from_secs(5));
+    assert!(at_limit.starts_with("HTTP/1.1 200"), "{at_limit}");
+    let (over, closed) = raw_closed(addr, &health_with_header_line(8193), Duration::from_secs(5));
+    assert!(over.starts_with("HTTP/1.1 431"), "{over}");
+    assert!(closed);
+    let (long, closed) = raw_closed(
+        addr,
+        &health_with_header_line(10 * 1024),
+        Duration::from_secs(5),
+    );
+    assert!(long.starts_with("HTTP/1.1 431"), "{long}");
+    assert!(closed);
+    assert_eq!(api.anonymous("GET", "/health", &[]).status, 200);
+}
+
+#[test]
+fn too_many_headers_or_too_large_a_head_is_431() {
+    let api = start(DEFAULTS);
+    let addr = api.running.as_ref().unwrap().addr;
+    let with_headers = |count: usize, value_len: usize| {
+        let mut request = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".to_vec();
+        let value = "v".repeat(value_len);
+        for i in 2..count {
+            request.extend_from_slice(format!("X-H{i}: {value}\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        request
+    };
+    // 100 header lines are fine, 150 are not.
+    let hundred = raw(addr, &with_headers(100, 1), Duration::from_secs(5));
+    assert!(hundred.starts_with("HTTP/1.1 200"), "{hundred}");
+    let (many, closed) = raw_closed(addr, &with_headers(150, 1), Duration::from_secs(5));
+    assert!(many.starts_with("HTTP/1.1 431"), "{many}");
+    assert!(closed);
+    // 90 lines of 1 KiB: each line and their number are fine, the 90 KiB head is not.
+    let (large, closed) = raw_closed(addr, &with_headers(90, 1024), Duration::from_secs(5));
+    assert!(large.starts_with("HTTP/1.1 431"), "{large}");
+    assert!(closed);
+    assert_eq!(api.anonymous("GET", "/health", &[]).status, 200);
+}
+
+#[test]
+fn an_overlong_request_line_is_414_from_tiny_http_and_a_long_url_still_reaches_the_handler() {
+    let api = start(DEFAULTS);
+    let addr = api.running.as_ref().unwrap().addr;
+    // 20 KiB: refused while reading the request line, without the handler's message.
+    let line = format!(
+        "GET /health?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let (refused, closed) = raw_closed(addr, line.as_bytes(), Duration::from_secs(5));
+    assert!(refused.starts_with("HTTP/1.1 414"), "{refused}");
+    assert!(!refused.contains("too long"), "{refused}");
+    assert!(closed);
+    // 9000 characters: the handler's own 414 with its message.
+    let line = format!(
+        "GET /repositories/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let handled = raw(addr, line.as_bytes(), Duration::from_secs(5));
+    assert!(handled.starts_with("HTTP/1.1 414"), "{handled}");
+    assert!(handled.contains("The request URL is too long"), "{handled}");
+    assert_eq!(api.anonymous("GET", "/health", &[]).status, 200);
+}
+
+#[test]
+fn an_endless_header_line_is_431_and_the_server_stops_reading() {
+    let api = start(DEFAULTS);
+    let addr = api.running.as_ref().unwrap().addr;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(b"GET /health HTTP/1.1\r\nX-A: ").unwrap();
+        // fails once the server has closed the connection
+        writer.write_all(&vec![b'a'; 1024 * 1024]).ok();
+    });
+    let (reply, closed) = read_until_closed(&mut stream);
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    assert!(closed, "the connection is still open: {reply}");
+    sender.join().unwrap();
+    assert_eq!(api.anonymous("GET", "/health", &[]).status, 200);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let api = start(DEFAULTS);
+    let addr = api.running.as_ref().unwrap().addr;
+    let reply = raw(
+        addr,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(reply.matches("HTTP/1.1 200 ").count(), 2, "{reply}");
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    // Different answers, and a request body between the heads: the bytes after each
+    // head are left for the body and the next request.
+    let request = format!(
+        "POST /auth_token HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+         GET /nope HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\n\r\n\
+         GET /repositories HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\nConnection: close\r\n\r\n",
+        bearer = api.bearer()
+    );
+    let reply = raw(addr, request.as_bytes(), Duration::from_secs(5));
+    let statuses: Vec<&str> = reply
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &reply[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["401", "404", "200"], "{reply}");
+}
+
+#[test]
+fn a_request_head_in_small_pieces_is_answered() {
+    let api = start(DEFAULTS);
+    let addr = api.running.as_ref().unwrap().addr;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // 3-byte pieces: CR and LF of the request line arrive in different pieces.
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\r\nConnection: close\r\n\r\n";
+    for piece in request.chunks(3) {
+        stream.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (reply, closed) = read_until_closed(&mut stream);
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    assert!(closed);
+}
+
+#[test]
+fn only_crlf_ends_a_header_line() {
+    let api = start(DEFAULTS);
+    let addr = api.running.as_ref().unwrap().addr;
+    // As in tiny_http 0.12: a bare LF is part of the header value; were it the end of the
+    // line, "b" would be a header without a colon and the request a 400.
+    let reply = raw(
+        addr,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\nb\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+}

@@ -134,7 +134,11 @@ mod tests {
             f.login("mallory", "alice pw"),
             Err(LoginError::BadCredentials(_))
         ));
-        assert_eq!(bcrypt_cost(&f.dummy_hash), Some(4), "dummy costs what alice costs");
+        assert_eq!(
+            bcrypt_cost(&f.dummy_hash),
+            Some(4),
+            "dummy costs what alice costs"
+        );
         // Well-formed, so bcrypt really runs on it (a malformed hash fails at once).
         assert_eq!(bcrypt::verify("alice pw", &f.dummy_hash).ok(), Some(false));
         // Most entries decide the cost; a tie goes to the higher one.

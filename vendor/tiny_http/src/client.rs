@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -11,6 +11,28 @@ use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
+
+// PATCHED (gitlab-registry-usage-rest): limits on the request head. Upstream read a
+// request line or header line of any length and any number of headers, so one client
+// could make a connection thread buffer until memory ran out. Line lengths exclude the
+// CRLF; reading stops as soon as a limit is passed (`read_next_line` never takes more
+// than the allowed bytes out of the `BufReader`).
+
+/// Longest request line (method, target and version): longer is answered 414 and the
+/// connection closed. Above the 8 KiB URLs the service itself answers 414 for, so those
+/// still reach the handler.
+const MAX_REQUEST_LINE: usize = 16 * 1024;
+
+/// Longest header line (name, colon and value): longer is answered 431 and the
+/// connection closed.
+const MAX_HEADER_LINE: usize = 8 * 1024;
+
+/// Most header lines in one request: more is answered 431 and the connection closed.
+const MAX_HEADER_COUNT: usize = 100;
+
+/// Most bytes in the whole head (request line, header lines and the empty line, with
+/// their CRLFs): more is answered 431 and the connection closed.
+const MAX_HEAD: usize = 64 * 1024;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -41,6 +63,11 @@ pub struct ClientConnection {
 enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
+    // PATCHED (gitlab-registry-usage-rest): the two limits of the request head.
+    /// the request line is longer than `MAX_REQUEST_LINE`
+    RequestLineTooLong,
+    /// a header line, the number of headers or the whole head is over its limit
+    HeadersTooLarge(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -60,7 +87,10 @@ impl ClientConnection {
 
         ClientConnection {
             source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
+            // PATCHED (gitlab-registry-usage-rest): 8 KiB instead of 1 KiB, so that the
+            // head and a body of up to ~7 KiB leave in one write (one packet with
+            // TCP_NODELAY) instead of two; larger bodies bypass the buffer anyway.
+            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(8 * 1024, write_socket)),
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
@@ -77,27 +107,38 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// PATCHED (gitlab-registry-usage-rest): scans the `BufReader`'s buffer with
+    /// `read_until` instead of reading one byte at a time, and takes at most `max_len`
+    /// bytes (CRLF included) from the stream: `Ok(None)` if the line is longer. As before,
+    /// only `CRLF` ends a line (a bare `LF` stays in it) and a line that is not ASCII is an
+    /// `InvalidInput` error.
+    fn read_next_line(&mut self, max_len: usize) -> IoResult<Option<AsciiString>> {
         let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
+            let budget = (max_len - buf.len()) as u64;
+            let n = self
+                .next_header_source
+                .by_ref()
+                .take(budget)
+                .read_until(b'\n', &mut buf)?;
 
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+            if n > 0 && buf.ends_with(b"\n") {
+                if buf.ends_with(b"\r\n") {
+                    buf.truncate(buf.len() - 2); // removing the CRLF
+                    return AsciiString::from_ascii(buf).map(Some).map_err(|_| {
+                        IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII")
+                    });
+                }
+                continue; // a bare LF is part of the line
             }
 
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
+            // `read_until` stopped without a LF: at the limit or at the end of the stream
+            if buf.len() >= max_len {
+                return Ok(None);
+            }
+            return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF"));
         }
     }
 
@@ -105,9 +146,16 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
+            // PATCHED (gitlab-registry-usage-rest): bytes of the head so far, CRLFs included
+            let mut head_len;
+
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self
+                    .read_next_line(MAX_REQUEST_LINE + 2)
+                    .map_err(ReadError::ReadIoError)?
+                    .ok_or(ReadError::RequestLineTooLong)?;
+                head_len = line.len() + 2;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +166,21 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    // PATCHED (gitlab-registry-usage-rest): each line within its own limit
+                    // and what is left of the head's, at most MAX_HEADER_COUNT of them
+                    let max_len = (MAX_HEADER_LINE + 2).min(MAX_HEAD - head_len);
+                    let line = self
+                        .read_next_line(max_len)
+                        .map_err(ReadError::ReadIoError)?
+                        .ok_or_else(|| ReadError::HeadersTooLarge(version.clone()))?;
+                    head_len += line.len() + 2;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() == MAX_HEADER_COUNT {
+                        return Err(ReadError::HeadersTooLarge(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -201,6 +259,25 @@ impl Iterator for ClientConnection {
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+
+                // PATCHED (gitlab-registry-usage-rest): a request head over the limits is
+                // refused and the connection closed without reading the rest of it (like the
+                // 400 above, without a `Connection: close` header: `Response` drops it).
+                Err(ReadError::RequestLineTooLong) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(414));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the line is still unread
+                }
+
+                Err(ReadError::HeadersTooLarge(ver)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(431));
+                    response.raw_print(writer, ver, &[], false, None).ok();
+                    return None; // the rest of the head is still unread
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {

@@ -11,8 +11,17 @@ pub struct MessagesQueue<T>
 where
     T: Send,
 {
-    queue: Mutex<VecDeque<Control<T>>>,
+    queue: Mutex<State<T>>,
     condvar: Condvar,
+}
+
+// PATCHED: the number of threads waiting in `pop`/`pop_timeout` is kept with the queue,
+// and `push`/`unblock` notify outside the lock and only when someone waits. Notifying
+// under the lock woke a worker straight into a contended mutex (two extra futex calls
+// per request), and a notification nobody waits for is still a futex syscall.
+struct State<T> {
+    queue: VecDeque<Control<T>>,
+    waiting: usize,
 }
 
 impl<T> MessagesQueue<T>
@@ -21,45 +30,56 @@ where
 {
     pub fn with_capacity(capacity: usize) -> Arc<MessagesQueue<T>> {
         Arc::new(MessagesQueue {
-            queue: Mutex::new(VecDeque::with_capacity(capacity)),
+            queue: Mutex::new(State {
+                queue: VecDeque::with_capacity(capacity),
+                waiting: 0,
+            }),
             condvar: Condvar::new(),
         })
     }
 
     /// Pushes an element to the queue.
     pub fn push(&self, value: T) {
-        let mut queue = self.queue.lock().unwrap();
-        queue.push_back(Control::Elem(value));
-        self.condvar.notify_one();
+        self.push_control(Control::Elem(value));
     }
 
     /// Unblock one thread stuck in pop loop.
     pub fn unblock(&self) {
-        let mut queue = self.queue.lock().unwrap();
-        queue.push_back(Control::Unblock);
-        self.condvar.notify_one();
+        self.push_control(Control::Unblock);
+    }
+
+    fn push_control(&self, control: Control<T>) {
+        let mut state = self.queue.lock().unwrap();
+        state.queue.push_back(control);
+        let wake = state.waiting > 0;
+        drop(state);
+        if wake {
+            self.condvar.notify_one();
+        }
     }
 
     /// Pops an element. Blocks until one is available.
     /// Returns None in case unblock() was issued.
     pub fn pop(&self) -> Option<T> {
-        let mut queue = self.queue.lock().unwrap();
+        let mut state = self.queue.lock().unwrap();
 
         loop {
-            match queue.pop_front() {
+            match state.queue.pop_front() {
                 Some(Control::Elem(value)) => return Some(value),
                 Some(Control::Unblock) => return None,
                 None => (),
             }
 
-            queue = self.condvar.wait(queue).unwrap();
+            state.waiting += 1;
+            state = self.condvar.wait(state).unwrap();
+            state.waiting -= 1;
         }
     }
 
     /// Tries to pop an element without blocking.
     pub fn try_pop(&self) -> Option<T> {
-        let mut queue = self.queue.lock().unwrap();
-        match queue.pop_front() {
+        let mut state = self.queue.lock().unwrap();
+        match state.queue.pop_front() {
             Some(Control::Elem(value)) => Some(value),
             Some(Control::Unblock) | None => None,
         }
@@ -69,17 +89,19 @@ where
     /// more than the specified timeout duration
     /// or unblock() was issued
     pub fn pop_timeout(&self, timeout: Duration) -> Option<T> {
-        let mut queue = self.queue.lock().unwrap();
+        let mut state = self.queue.lock().unwrap();
         let mut duration = timeout;
         loop {
-            match queue.pop_front() {
+            match state.queue.pop_front() {
                 Some(Control::Elem(value)) => return Some(value),
                 Some(Control::Unblock) => return None,
                 None => (),
             }
             let now = Instant::now();
-            let (_queue, result) = self.condvar.wait_timeout(queue, timeout).unwrap();
-            queue = _queue;
+            state.waiting += 1;
+            let (_state, result) = self.condvar.wait_timeout(state, timeout).unwrap();
+            state = _state;
+            state.waiting -= 1;
             let sleep_time = now.elapsed();
             duration = if duration > sleep_time {
                 duration - sleep_time

@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
@@ -121,6 +121,33 @@ impl<R: Read + Send> Read for SequentialReader<R> {
         let result = reader.read(buf);
         self.inner = SequentialReaderInner::MyTurn(reader);
         result
+    }
+}
+
+// PATCHED (gitlab-registry-usage-rest): lets `ClientConnection::read_next_line` scan the
+// request head in the `BufReader`'s buffer (`read_until`) instead of one byte per `read`.
+// Like `read`, a reader that is still `Waiting` first receives the stream from the previous
+// request.
+impl<R: BufRead + Send> BufRead for SequentialReader<R> {
+    fn fill_buf(&mut self) -> IoResult<&[u8]> {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            let reader = recv.recv().unwrap();
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => reader.fill_buf(),
+            SequentialReaderInner::Waiting(_) | SequentialReaderInner::Empty => unreachable!(),
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => reader.consume(amt),
+            // nothing can have been returned by `fill_buf` yet
+            SequentialReaderInner::Waiting(_) => debug_assert_eq!(amt, 0),
+            SequentialReaderInner::Empty => unreachable!(),
+        }
     }
 }
 
