@@ -4,8 +4,8 @@
 //! changes when a new snapshot arrives, so it is rendered once per snapshot generation
 //! and query form, by one request while any others asking for it wait, and then served
 //! from an `Arc` (no copy per request, and the lock is held only to clone the `Arc`,
-//! never while the bytes go out). Small documents are not cached: rendering them is
-//! cheaper than the lookup.
+//! never while the bytes go out). Documents without a list (one tag, a repository
+//! without `embed` or `links`) are not cached: rendering them is as cheap as the lookup.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -91,10 +91,16 @@ pub struct Rendered {
     pub etag: ETag,
 }
 
-/// Upper bound of the bytes kept, so that a client walking through every query form of
-/// every large repository cannot make the process grow without limit; past it, documents
-/// are rendered per request.
-const MAX_BYTES: usize = 256 * 1024 * 1024;
+/// Upper bound of the bytes kept, so that a client walking through every query form
+/// cannot make the process grow without limit; past it, documents are rendered per
+/// request. Enough for several forms of the whole collection at 100k tags (6 MB each as
+/// `?embed=true`).
+const MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Of that, the most kept for single repositories (and their tags collections): a few
+/// thousand of the documents clients fetch repeatedly, without letting a client walking
+/// through all repositories crowd out the collection documents.
+const MAX_REPOSITORY_BYTES: usize = 8 * 1024 * 1024;
 
 /// How long a request waits for another one rendering the same document before it
 /// renders the document itself.
@@ -104,6 +110,8 @@ const WAIT_FOR_RENDER: Duration = Duration::from_secs(30);
 struct State {
     generation: u64,
     bytes: usize,
+    /// The part of `bytes` held by repository and tags-collection documents.
+    repository_bytes: usize,
     entries: HashMap<Key, Rendered>,
     /// Documents being rendered right now, by generation.
     rendering: HashSet<(u64, Key)>,
@@ -188,16 +196,22 @@ impl RenderCache {
         if generation > state.generation {
             state.generation = generation;
             state.bytes = 0;
+            state.repository_bytes = 0;
             state.entries = HashMap::new();
         }
         let size = rendered.body.len();
-        if state.bytes + size > MAX_BYTES {
+        let replaced = state.entries.get(&key).map_or(0, |old| old.body.len());
+        let per_repository = key.resource != ResourceKey::Collection;
+        if state.bytes - replaced + size > MAX_BYTES
+            || (per_repository && state.repository_bytes - replaced + size > MAX_REPOSITORY_BYTES)
+        {
             return;
         }
-        if let Some(old) = state.entries.insert(key, rendered) {
-            state.bytes -= old.body.len();
+        state.entries.insert(key, rendered);
+        state.bytes = state.bytes - replaced + size;
+        if per_repository {
+            state.repository_bytes = state.repository_bytes - replaced + size;
         }
-        state.bytes += size;
     }
 
     #[cfg(test)]
@@ -292,5 +306,37 @@ mod tests {
         assert_eq!(&*ok.body, b"three");
         assert!(started.elapsed() < WAIT_FOR_RENDER / 2);
         assert!(cache.lock().rendering.is_empty());
+    }
+
+    #[test]
+    fn repository_documents_have_a_budget_of_their_own() {
+        let cache = RenderCache::default();
+        let repo = |name: &str| Key {
+            resource: ResourceKey::Repository(name.into()),
+            ..key(1)
+        };
+        let big = |n: usize| Rendered {
+            body: Arc::new(vec![b'x'; n]),
+            etag: ETag::of(b"x"),
+        };
+        let half = MAX_REPOSITORY_BYTES / 2;
+        cache.insert(1, repo("a"), big(half));
+        cache.insert(1, repo("b"), big(half));
+        cache.insert(1, repo("c"), big(1));
+        assert!(cache.get(1, &repo("a")).is_some() && cache.get(1, &repo("b")).is_some());
+        assert!(
+            cache.get(1, &repo("c")).is_none(),
+            "over the repository budget"
+        );
+        // Replacing a document frees its bytes first.
+        cache.insert(1, repo("b"), big(half - 1));
+        cache.insert(1, repo("c"), big(1));
+        assert!(cache.get(1, &repo("c")).is_some());
+        // The collection still fits beside them.
+        cache.insert(1, key(1), big(MAX_BYTES - MAX_REPOSITORY_BYTES));
+        assert!(cache.get(1, &key(1)).is_some());
+        let state = cache.lock();
+        assert_eq!(state.repository_bytes, MAX_REPOSITORY_BYTES);
+        assert_eq!(state.bytes, MAX_BYTES);
     }
 }

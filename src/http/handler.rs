@@ -537,11 +537,10 @@ impl App {
     }
 }
 
-/// Tag counts from which a repository's or tags collection's documents are cached.
-const LARGE_TAG_COUNT: usize = 256;
-
-/// Only documents that can be large are cached: anything that lists or embeds the
-/// repositories, and repositories with many tags when they are linked or embedded.
+/// Documents that list something are cached: the collection, and a repository or tags
+/// collection with `embed` or `links` (a 10-tag repository with links is 3 KB, and
+/// rendering it costs more than the lookup). A tag, or a repository without a list, is
+/// rendered per request.
 fn cache_key(
     resource: Resource<'_>,
     collection: Collection,
@@ -551,14 +550,8 @@ fn cache_key(
     let listing = options.depth > 0 || options.links;
     let resource = match resource {
         Resource::Collection if listing => ResourceKey::Collection,
-        Resource::Repository(r)
-            if listing && r.tags.as_ref().is_some_and(|t| t.len() >= LARGE_TAG_COUNT) =>
-        {
-            ResourceKey::Repository(r.name.clone())
-        }
-        Resource::Tags(r, tags) if listing && tags.len() >= LARGE_TAG_COUNT => {
-            ResourceKey::Tags(r.name.clone())
-        }
+        Resource::Repository(r) if listing => ResourceKey::Repository(r.name.clone()),
+        Resource::Tags(r, _) if listing => ResourceKey::Tags(r.name.clone()),
         _ => return None,
     };
     Some(Key {
