@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::digest::Digest;
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::{Client, Counts, Error};
-use crate::snapshot::{Builder, InternedTag, LayerRef, Snapshot};
+use crate::snapshot::{Builder, LayerRef, Snapshot, Tag};
 
 /// Deepest nesting of indexes followed (an index of indexes of images is depth 2).
 const MAX_INDEX_DEPTH: usize = 3;
@@ -99,14 +99,16 @@ enum Done {
     Manifest {
         repo: usize,
         index: usize,
-        result: Result<InternedTag, String>,
+        /// The tag in its final form, or why it failed (naming the tag).
+        result: Result<Tag, String>,
     },
 }
 
 struct RepoState {
     name: Arc<str>,
-    tags: Vec<Arc<str>>,
-    found: Vec<Option<InternedTag>>,
+    /// Tags in their final form as their manifests are read: at the end they move into
+    /// the snapshot as they are, without a second copy of 100k tags.
+    found: Vec<Option<Tag>>,
     remaining: usize,
     error: Option<String>,
 }
@@ -161,7 +163,7 @@ impl Context<'_> {
 
     /// The layers of one tag: `HEAD` for the digest when an earlier scan may know it,
     /// else (or when the registry gives no digest) `GET` by tag.
-    fn tag(&self, repo: &str, tag: &str) -> Result<InternedTag, Error> {
+    fn tag(&self, repo: &str, tag: &str) -> Result<(Option<Digest>, Layers), Error> {
         if self.previous.is_some() {
             if let Some(text) = self.client.manifest_digest(repo, tag)? {
                 let digest = Digest::from(text.as_str());
@@ -169,11 +171,7 @@ impl Context<'_> {
                     Some(layers) => layers,
                     None => self.by_digest(repo, &text, 0, &mut HashSet::new())?,
                 };
-                return Ok(InternedTag {
-                    name: tag.into(),
-                    digest: Some(digest),
-                    layers,
-                });
+                return Ok((Some(digest), layers));
             }
         }
         let response = self.client.manifest(repo, tag)?;
@@ -200,11 +198,7 @@ impl Context<'_> {
                 }
             }
         };
-        Ok(InternedTag {
-            name: tag.into(),
-            digest,
-            layers,
-        })
+        Ok((digest, layers))
     }
 
     fn by_digest(
@@ -313,6 +307,7 @@ pub fn scan(
     concurrency: usize,
 ) -> Result<Report, Error> {
     let started = Instant::now();
+    client.forget_expired_tokens();
     let counts_before = client.stats.counts();
     client.discover()?;
     let mut skipped = 0;
@@ -352,7 +347,6 @@ pub fn scan(
         .into_iter()
         .map(|n| RepoState {
             name: n.into(),
-            tags: Vec::new(),
             found: Vec::new(),
             remaining: 0,
             error: None,
@@ -402,16 +396,15 @@ pub fn scan(
                                 }
                                 ok
                             });
-                            state.tags = tags.into_iter().map(Arc::from).collect();
-                            state.found = vec![None; state.tags.len()];
-                            state.remaining = state.tags.len();
-                            for (index, tag) in state.tags.iter().enumerate() {
+                            state.found = vec![None; tags.len()];
+                            state.remaining = tags.len();
+                            for (index, tag) in tags.into_iter().enumerate() {
                                 pending += 1;
                                 let _ = job_tx.send(Job::Manifest {
                                     repo,
                                     index,
                                     name: state.name.clone(),
-                                    tag: tag.clone(),
+                                    tag: tag.into(),
                                 });
                             }
                         }
@@ -428,7 +421,7 @@ pub fn scan(
                         Ok(tag) => state.found[index] = Some(tag),
                         Err(e) => {
                             if state.error.is_none() {
-                                state.error = Some(format!("tag {}: {e}", state.tags[index]));
+                                state.error = Some(e);
                             }
                         }
                     }
@@ -465,6 +458,7 @@ pub fn scan(
         }
     }
     let snapshot = builder.finish(unix_now());
+    client.forget_expired_tokens();
     Ok(Report {
         snapshot,
         requests: client.stats.counts().since(&counts_before),
@@ -500,7 +494,14 @@ fn run_job(context: &Context<'_>, job: Job) -> Done {
                         detail: "internal error (panic) while reading it".into(),
                     })
                 })
-                .map_err(|e| e.to_string());
+                .map(|(digest, layers)| Tag {
+                    name: tag.as_ref().into(),
+                    digest,
+                    layers: layers.iter().copied().collect(),
+                    size: 0,
+                    disk_size: 0,
+                })
+                .map_err(|e| format!("tag {tag}: {e}"));
             Done::Manifest {
                 repo,
                 index,

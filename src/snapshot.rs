@@ -112,16 +112,6 @@ pub struct ScannedTag {
     pub layers: Arc<[LayerRef]>,
 }
 
-/// A tag whose layers are already interned in the `Builder` it goes to (the scan interns
-/// each manifest's layers once, so 100k tags do not each carry a list of digests).
-#[derive(Debug, Clone)]
-pub struct InternedTag {
-    pub name: Box<str>,
-    pub digest: Option<Digest>,
-    /// From [`Builder::intern_layers`] of the same builder: sorted and distinct.
-    pub layers: Arc<[u32]>,
-}
-
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Builds a `Snapshot`: interns digests, sorts names, then runs the accounting.
@@ -157,29 +147,13 @@ impl Builder {
         ids
     }
 
-    /// Add a repository whose tags' layers were interned here; `tags: None` means its
-    /// tags are unknown.
-    pub fn add_interned(
-        &mut self,
-        name: &str,
-        tags: Option<Vec<InternedTag>>,
-        error: Option<String>,
-    ) {
-        let blob_count = self.blobs.len();
-        let tags = tags.map(|tags| {
-            tags.into_iter()
-                .map(|t| {
-                    debug_assert!(t.layers.iter().all(|&l| (l as usize) < blob_count));
-                    Tag {
-                        name: t.name,
-                        digest: t.digest,
-                        layers: t.layers.iter().copied().collect(),
-                        size: 0,
-                        disk_size: 0,
-                    }
-                })
-                .collect()
-        });
+    /// Add a repository whose tags' layers come from [`Builder::intern_layers`] of this
+    /// builder (sizes are computed by `finish`); `tags: None` means its tags are unknown.
+    pub fn add_interned(&mut self, name: &str, tags: Option<Vec<Tag>>, error: Option<String>) {
+        debug_assert!(tags.iter().flatten().all(|t| {
+            t.layers.windows(2).all(|w| w[0] < w[1])
+                && t.layers.iter().all(|&l| (l as usize) < self.blobs.len())
+        }));
         self.push(name, tags, error);
     }
 
@@ -240,6 +214,9 @@ impl Builder {
         let tags = tags.map(|mut tags: Vec<Tag>| {
             tags.sort_by(|a, b| a.name.cmp(&b.name));
             tags.dedup_by(|a, b| a.name == b.name);
+            // Kept for the snapshot's lifetime: no growth slack (a 10-tag list collected
+            // without a size hint has room for 16, 528 bytes of nothing).
+            tags.shrink_to_fit();
             tags
         });
         self.repositories.push(Repository {
@@ -270,27 +247,33 @@ impl Builder {
         if sorted && used.iter().all(|&u| u) {
             return;
         }
-        let mut order: Vec<u32> = (0..self.blobs.len() as u32)
-            .filter(|&i| used[i as usize])
-            .collect();
+        // The used blobs by digest, then the unused ones (cut off below).
+        let mut order: Vec<u32> = (0..self.blobs.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| {
-            self.blobs[a as usize]
-                .digest
-                .cmp(&self.blobs[b as usize].digest)
+            let (a, b) = (a as usize, b as usize);
+            used[b]
+                .cmp(&used[a])
+                .then_with(|| self.blobs[a].digest.cmp(&self.blobs[b].digest))
         });
-        let mut renumber = vec![u32::MAX; self.blobs.len()];
+        let kept = used.iter().filter(|&&u| u).count();
+        let mut renumber = vec![0u32; self.blobs.len()];
         for (new, &old) in order.iter().enumerate() {
             renumber[old as usize] = new as u32;
         }
-        let mut old = std::mem::take(&mut self.blobs);
-        self.blobs = order
-            .iter()
-            .map(|&i| Blob {
-                digest: std::mem::replace(&mut old[i as usize].digest, Digest::Sha256([0; 32])),
-                size: old[i as usize].size,
-            })
-            .collect();
-        drop(old);
+        drop(order);
+        // Move every blob to its new place in the same table (no second table of 100k
+        // digests): each swap puts one blob where it belongs.
+        let mut place = renumber.clone();
+        for i in 0..place.len() {
+            while place[i] as usize != i {
+                let j = place[i] as usize;
+                self.blobs.swap(i, j);
+                place.swap(i, j);
+            }
+        }
+        drop(place);
+        self.blobs.truncate(kept);
+        self.blobs.shrink_to_fit();
         for repo in &mut self.repositories {
             for tag in repo.tags.iter_mut().flatten() {
                 for l in tag.layers.iter_mut() {
@@ -307,6 +290,7 @@ impl Builder {
         self.repositories.dedup_by(|a, b| a.name == b.name);
         drop(std::mem::take(&mut self.index));
         self.canonical_blobs();
+        self.repositories.shrink_to_fit();
         let totals = crate::usage::account(&self.blobs, &mut self.repositories);
         self.blobs.shrink_to_fit();
         Snapshot {
@@ -506,8 +490,13 @@ impl<'de> Visitor<'de> for FileSeed {
                     format = true;
                 }
                 "timestamp" => timestamp = Some(map.next_value::<f64>()?),
-                "blobs" => blobs = Some(map.next_value_seed(Blobs)?),
-                "repositories" => repositories = Some(map.next_value_seed(Repositories)?),
+                "blobs" => {
+                    let blob = |(digest, size): (Digest, u64)| Blob { digest, size };
+                    blobs = Some(map.next_value_seed(list_of(blob))?);
+                }
+                "repositories" => {
+                    repositories = Some(map.next_value_seed(list_of(repository_from))?);
+                }
                 _ => {
                     map.next_value::<de::IgnoredAny>()?;
                 }
@@ -524,81 +513,65 @@ impl<'de> Visitor<'de> for FileSeed {
     }
 }
 
-/// `"blobs"`: `[digest, size]` pairs, straight into the blob table.
-struct Blobs;
+/// A JSON array read one element at a time, each turned into its final form (`map`)
+/// before the next is read: the elements' intermediate forms never pile up.
+struct ListOf<T, F>(F, std::marker::PhantomData<fn(T)>);
 
-impl<'de> DeserializeSeed<'de> for Blobs {
-    type Value = Vec<Blob>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Blob>, D::Error> {
+fn list_of<T, U, F: FnMut(T) -> U>(map: F) -> ListOf<T, F> {
+    ListOf(map, std::marker::PhantomData)
+}
+
+impl<'de, T: Deserialize<'de>, U, F: FnMut(T) -> U> DeserializeSeed<'de> for ListOf<T, F> {
+    type Value = Vec<U>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<U>, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for Blobs {
-    type Value = Vec<Blob>;
+impl<'de, T: Deserialize<'de>, U, F: FnMut(T) -> U> Visitor<'de> for ListOf<T, F> {
+    type Value = Vec<U>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of [digest, size]")
+        f.write_str("a list")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Blob>, A::Error> {
-        let mut blobs = Vec::new();
-        while let Some((digest, size)) = seq.next_element::<(Digest, u64)>()? {
-            blobs.push(Blob { digest, size });
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Vec<U>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element::<T>()? {
+            out.push((self.0)(item));
         }
-        Ok(blobs)
+        Ok(out)
     }
 }
 
-/// `"repositories"`: each one turned into its final form before the next is read.
-struct Repositories;
-
-impl<'de> DeserializeSeed<'de> for Repositories {
-    type Value = Vec<Repository>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Repository>, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Repositories {
-    type Value = Vec<Repository>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of repositories")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Repository>, A::Error> {
-        let mut repositories = Vec::new();
-        while let Some(r) = seq.next_element::<RepositoryIn>()? {
-            let tags = r.tags.map(|tags| {
-                let mut tags: Vec<Tag> = tags
-                    .into_iter()
-                    .map(|t| {
-                        let mut layers = t.layers;
-                        layers.sort_unstable();
-                        layers.dedup();
-                        Tag {
-                            name: t.name.into_boxed_str(),
-                            digest: t.digest,
-                            layers: layers.into_boxed_slice(),
-                            size: 0,
-                            disk_size: 0,
-                        }
-                    })
-                    .collect();
-                tags.sort_by(|a, b| a.name.cmp(&b.name));
-                tags.dedup_by(|a, b| a.name == b.name);
-                tags
-            });
-            repositories.push(Repository {
-                name: r.name.into_boxed_str(),
-                tags,
-                size: None,
-                disk_size: None,
-                error: r.error.map(String::into_boxed_str),
-            });
-        }
-        Ok(repositories)
+/// A repository of the file in its final form (tags and layers sorted and distinct).
+fn repository_from(r: RepositoryIn) -> Repository {
+    let tags = r.tags.map(|tags| {
+        let mut tags: Vec<Tag> = tags
+            .into_iter()
+            .map(|t| {
+                let mut layers = t.layers;
+                layers.sort_unstable();
+                layers.dedup();
+                Tag {
+                    name: t.name.into_boxed_str(),
+                    digest: t.digest,
+                    layers: layers.into_boxed_slice(),
+                    size: 0,
+                    disk_size: 0,
+                }
+            })
+            .collect();
+        tags.sort_by(|a, b| a.name.cmp(&b.name));
+        tags.dedup_by(|a, b| a.name == b.name);
+        tags
+    });
+    Repository {
+        name: r.name.into_boxed_str(),
+        tags,
+        size: None,
+        disk_size: None,
+        error: r.error.map(String::into_boxed_str),
     }
 }
 
@@ -766,10 +739,12 @@ mod tests {
         assert_eq!((used.clone(), unused), (vec![0, 1], vec![1, 2]));
         b.add_interned(
             "r",
-            Some(vec![InternedTag {
+            Some(vec![Tag {
                 name: "t".into(),
                 digest: None,
                 layers: used.into(),
+                size: 0,
+                disk_size: 0,
             }]),
             None,
         );
@@ -781,6 +756,39 @@ mod tests {
             (&*tag.layers, tag.size, tag.disk_size),
             (&[0, 1][..], 50, 50)
         );
+    }
+
+    #[test]
+    fn canonical_order_whatever_the_interning_order() {
+        let d = |n: u8| Digest::Sha256([n; 32]);
+        let build = |order: &[u8]| {
+            let mut b = Builder::default();
+            for &n in order {
+                let ids = b.intern_layers([(&d(n), u64::from(n))]);
+                if n % 3 != 0 {
+                    let tag = Tag {
+                        name: format!("t{n}").into(),
+                        digest: None,
+                        layers: ids.into(),
+                        size: 0,
+                        disk_size: 0,
+                    };
+                    b.add_interned(&format!("r{n}"), Some(vec![tag]), None);
+                }
+            }
+            b.finish(1.0)
+        };
+        let forward: Vec<u8> = (1..=60).collect();
+        let mixed: Vec<u8> = (1..=60u32).map(|i| (i * 37 % 61) as u8).collect();
+        let (a, b) = (build(&forward), build(&mixed));
+        assert_eq!(a.blobs, b.blobs);
+        assert_eq!(a.repositories, b.repositories);
+        assert_eq!(a.blobs.len(), 40);
+        assert!(a.blobs.windows(2).all(|w| w[0].digest < w[1].digest));
+        for r in &a.repositories {
+            let t = &r.tags.as_ref().unwrap()[0];
+            assert_eq!(format!("r{}", a.blobs[t.layers[0] as usize].size), &*r.name);
+        }
     }
 
     #[test]

@@ -407,6 +407,17 @@ impl Client {
         Ok(token)
     }
 
+    /// Drop the cached tokens that are due for renewal: a scan of 10k repositories
+    /// leaves 10k of them, which would otherwise stay until the next scan replaced them.
+    pub fn forget_expired_tokens(&self) {
+        let now = Instant::now();
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.retain(|_, t| now < t.renew_at);
+        if tokens.is_empty() {
+            *tokens = HashMap::new();
+        }
+    }
+
     fn forget_token(&self, scope: &str) {
         self.tokens
             .lock()
@@ -789,6 +800,28 @@ fn load_roots(path: &std::path::Path) -> Result<ureq::tls::RootCerts, config::Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_due_for_renewal_are_forgotten() {
+        let (config, _) = crate::config::Config::parse("").unwrap();
+        let client = Client::new(&config.registry).unwrap();
+        let now = Instant::now();
+        for (scope, renew_at) in [
+            ("repository:old:pull", now - Duration::from_secs(1)),
+            ("repository:new:pull", now + Duration::from_secs(60)),
+        ] {
+            client.tokens.lock().unwrap().insert(
+                scope.into(),
+                CachedToken {
+                    token: "t".into(),
+                    renew_at,
+                },
+            );
+        }
+        client.forget_expired_tokens();
+        let left: Vec<String> = client.tokens.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, ["repository:new:pull"]);
+    }
 
     #[test]
     fn link_headers() {
