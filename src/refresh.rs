@@ -121,6 +121,8 @@ pub fn run(r: Refresh, stop: Receiver<()>) {
             let backoff = FIRST_RETRY.saturating_mul(1 << (failures - 1).min(16));
             backoff.min(r.interval)
         };
+        r.client
+            .forget_tokens_renewing_before(Instant::now() + wait);
         match stop.recv_timeout(wait) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
             _ => return,

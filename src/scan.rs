@@ -307,7 +307,7 @@ pub fn scan(
     concurrency: usize,
 ) -> Result<Report, Error> {
     let started = Instant::now();
-    client.forget_expired_tokens();
+    client.forget_tokens_renewing_before(started);
     let counts_before = client.stats.counts();
     client.discover()?;
     let mut skipped = 0;
@@ -458,7 +458,6 @@ pub fn scan(
         }
     }
     let snapshot = builder.finish(unix_now());
-    client.forget_expired_tokens();
     Ok(Report {
         snapshot,
         requests: client.stats.counts().since(&counts_before),

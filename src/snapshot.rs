@@ -125,6 +125,10 @@ pub struct Builder {
 impl Builder {
     fn intern(&mut self, digest: &Digest, size: u64) -> u32 {
         if let Some(&i) = self.index.get(digest) {
+            // A registry that gives one blob two sizes: the larger wins, whichever the
+            // scan saw first (workers finish in any order).
+            let blob = &mut self.blobs[i as usize];
+            blob.size = blob.size.max(size);
             return i;
         }
         let i = self.blobs.len() as u32;
@@ -245,6 +249,7 @@ impl Builder {
         }
         let sorted = self.blobs.windows(2).all(|w| w[0].digest < w[1].digest);
         if sorted && used.iter().all(|&u| u) {
+            self.blobs.shrink_to_fit();
             return;
         }
         // The used blobs by digest, then the unused ones (cut off below).
@@ -564,6 +569,8 @@ fn repository_from(r: RepositoryIn) -> Repository {
             .collect();
         tags.sort_by(|a, b| a.name.cmp(&b.name));
         tags.dedup_by(|a, b| a.name == b.name);
+        // Collected in place into the parsed list's buffer: drop its growth slack.
+        tags.shrink_to_fit();
         tags
     });
     Repository {
@@ -788,6 +795,20 @@ mod tests {
         for r in &a.repositories {
             let t = &r.tags.as_ref().unwrap()[0];
             assert_eq!(format!("r{}", a.blobs[t.layers[0] as usize].size), &*r.name);
+        }
+    }
+
+    #[test]
+    fn a_blob_given_two_sizes_gets_the_larger_in_any_order() {
+        let d = Digest::Sha256([7; 32]);
+        for sizes in [[5, 9], [9, 5]] {
+            let mut b = Builder::default();
+            let ids: Vec<u32> = sizes
+                .iter()
+                .flat_map(|&size| b.intern_layers([(&d, size)]))
+                .collect();
+            assert_eq!(ids, [0, 0]);
+            assert_eq!(b.blobs[0].size, 9);
         }
     }
 

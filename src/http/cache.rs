@@ -7,7 +7,7 @@
 //! never while the bytes go out). Documents without a list (one tag, a repository
 //! without `embed` or `links`) are not cached: rendering them is as cheap as the lookup.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -114,7 +114,29 @@ struct State {
     repository_bytes: usize,
     entries: HashMap<Key, Rendered>,
     /// Documents being rendered right now, by generation.
-    rendering: HashSet<(u64, Key)>,
+    rendering: HashMap<(u64, Key), InFlight>,
+}
+
+/// A document one request is rendering, and the requests waiting for it. The result is
+/// handed to them even when the cache does not keep it (over budget, or an older
+/// generation), so they never render it again one after the other.
+struct InFlight {
+    waiting: usize,
+    done: Option<Rendered>,
+}
+
+impl State {
+    /// Moves to a newer generation; returns the documents of the older one, to be
+    /// dropped after the lock is released.
+    fn advance(&mut self, generation: u64) -> HashMap<Key, Rendered> {
+        if generation <= self.generation {
+            return HashMap::new();
+        }
+        self.generation = generation;
+        self.bytes = 0;
+        self.repository_bytes = 0;
+        std::mem::take(&mut self.entries)
+    }
 }
 
 /// Rendered documents of the newest snapshot generation seen. A document is rendered
@@ -126,7 +148,8 @@ pub struct RenderCache {
     rendered: Condvar,
 }
 
-/// Removes a rendering mark when the rendering ends, also by a panic.
+/// Ends a rendering that did not finish (a panic): its waiters are woken and one of them
+/// renders instead.
 struct Rendering<'a> {
     cache: &'a RenderCache,
     mark: Option<(u64, Key)>,
@@ -148,7 +171,7 @@ impl RenderCache {
     }
 
     /// The document for `key` from snapshot `generation`: from the cache, from another
-    /// request rendering it right now, or from `render` (and then kept).
+    /// request rendering it right now, or from `render` (and then kept if it fits).
     pub fn get_or_render(
         &self,
         generation: u64,
@@ -158,46 +181,93 @@ impl RenderCache {
         let mark = (generation, key);
         let deadline = Instant::now() + WAIT_FOR_RENDER;
         let mut state = self.lock();
-        loop {
+        let older = state.advance(generation);
+        let mut waiting = false;
+        let render_alone = loop {
             if state.generation == generation {
                 if let Some(hit) = state.entries.get(&mark.1) {
-                    return hit.clone();
+                    let hit = hit.clone();
+                    if waiting {
+                        leave(&mut state, &mark);
+                    }
+                    return hit;
                 }
             }
             let now = Instant::now();
-            if !state.rendering.contains(&mark) || now >= deadline {
-                break;
+            let Some(in_flight) = state.rendering.get_mut(&mark) else {
+                break false;
+            };
+            if let Some(done) = &in_flight.done {
+                let done = done.clone();
+                leave(&mut state, &mark);
+                return done;
+            }
+            if now >= deadline {
+                // Waited long enough: render a copy without taking over the mark.
+                if waiting {
+                    leave(&mut state, &mark);
+                }
+                break true;
+            }
+            if !waiting {
+                in_flight.waiting += 1;
+                waiting = true;
             }
             state = self
                 .rendered
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-        }
-        state.rendering.insert(mark.clone());
-        drop(state);
-        let guard = Rendering {
-            cache: self,
-            mark: Some(mark.clone()),
         };
+        let mut guard = Rendering {
+            cache: self,
+            mark: None,
+        };
+        if !render_alone {
+            state.rendering.insert(
+                mark.clone(),
+                InFlight {
+                    waiting: 0,
+                    done: None,
+                },
+            );
+            guard.mark = Some(mark.clone());
+        }
+        drop(state);
+        drop(older);
         let rendered = render();
-        self.insert(generation, mark.1, rendered.clone());
-        drop(guard);
+        let older = {
+            let mut state = self.lock();
+            let older = self.keep(&mut state, generation, mark.1.clone(), rendered.clone());
+            if guard.mark.take().is_some() {
+                match state.rendering.get_mut(&mark) {
+                    Some(in_flight) if in_flight.waiting > 0 => {
+                        in_flight.done = Some(rendered.clone());
+                    }
+                    _ => {
+                        state.rendering.remove(&mark);
+                    }
+                }
+                self.rendered.notify_all();
+            }
+            older
+        };
+        drop(older);
         rendered
     }
 
     /// Keeps a document. A newer generation drops everything older; a document of an
     /// older generation (a request that began before the swap) is not kept.
-    fn insert(&self, generation: u64, key: Key, rendered: Rendered) {
-        let mut state = self.lock();
+    fn keep(
+        &self,
+        state: &mut State,
+        generation: u64,
+        key: Key,
+        rendered: Rendered,
+    ) -> HashMap<Key, Rendered> {
+        let older = state.advance(generation);
         if generation < state.generation {
-            return;
-        }
-        if generation > state.generation {
-            state.generation = generation;
-            state.bytes = 0;
-            state.repository_bytes = 0;
-            state.entries = HashMap::new();
+            return older;
         }
         let size = rendered.body.len();
         let replaced = state.entries.get(&key).map_or(0, |old| old.body.len());
@@ -205,13 +275,22 @@ impl RenderCache {
         if state.bytes - replaced + size > MAX_BYTES
             || (per_repository && state.repository_bytes - replaced + size > MAX_REPOSITORY_BYTES)
         {
-            return;
+            return older;
         }
         state.entries.insert(key, rendered);
         state.bytes = state.bytes - replaced + size;
         if per_repository {
             state.repository_bytes = state.repository_bytes - replaced + size;
         }
+        older
+    }
+
+    #[cfg(test)]
+    fn insert(&self, generation: u64, key: Key, rendered: Rendered) {
+        let mut state = self.lock();
+        let older = self.keep(&mut state, generation, key, rendered);
+        drop(state);
+        drop(older);
     }
 
     #[cfg(test)]
@@ -220,6 +299,17 @@ impl RenderCache {
         (state.generation == generation)
             .then(|| state.entries.get(key).cloned())
             .flatten()
+    }
+}
+
+/// A waiter takes its leave of an in-flight rendering; the last one to leave a finished
+/// rendering removes it.
+fn leave(state: &mut State, mark: &(u64, Key)) {
+    if let Some(in_flight) = state.rendering.get_mut(mark) {
+        in_flight.waiting = in_flight.waiting.saturating_sub(1);
+        if in_flight.waiting == 0 && in_flight.done.is_some() {
+            state.rendering.remove(mark);
+        }
     }
 }
 
@@ -338,5 +428,34 @@ mod tests {
         let state = cache.lock();
         assert_eq!(state.repository_bytes, MAX_REPOSITORY_BYTES);
         assert_eq!(state.bytes, MAX_BYTES);
+    }
+
+    #[test]
+    fn a_document_too_large_to_keep_is_still_rendered_once_for_all_waiting() {
+        let cache = RenderCache::default();
+        let key = Key {
+            resource: ResourceKey::Repository("huge".into()),
+            ..key(1)
+        };
+        let renders = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    let r = cache.get_or_render(4, key.clone(), || {
+                        renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(150));
+                        Rendered {
+                            body: Arc::new(vec![b'x'; MAX_REPOSITORY_BYTES + 1]),
+                            etag: ETag::of(b"huge"),
+                        }
+                    });
+                    assert_eq!(r.body.len(), MAX_REPOSITORY_BYTES + 1);
+                });
+            }
+        });
+        assert_eq!(renders.into_inner(), 1);
+        let state = cache.lock();
+        assert!(state.entries.is_empty(), "over the budget: not kept");
+        assert!(state.rendering.is_empty(), "nothing left behind");
     }
 }

@@ -407,12 +407,12 @@ impl Client {
         Ok(token)
     }
 
-    /// Drop the cached tokens that are due for renewal: a scan of 10k repositories
-    /// leaves 10k of them, which would otherwise stay until the next scan replaced them.
-    pub fn forget_expired_tokens(&self) {
-        let now = Instant::now();
+    /// Drop the cached tokens due for renewal before `when`. A scan of 10k repositories
+    /// leaves 10k tokens (about 1 KB each from GitLab, valid 5 minutes by default); the
+    /// refresh loop drops those that will not outlive its wait for the next scan.
+    pub fn forget_tokens_renewing_before(&self, when: Instant) {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        tokens.retain(|_, t| now < t.renew_at);
+        tokens.retain(|_, t| when < t.renew_at);
         if tokens.is_empty() {
             *tokens = HashMap::new();
         }
@@ -818,9 +818,11 @@ mod tests {
                 },
             );
         }
-        client.forget_expired_tokens();
+        client.forget_tokens_renewing_before(now);
         let left: Vec<String> = client.tokens.lock().unwrap().keys().cloned().collect();
         assert_eq!(left, ["repository:new:pull"]);
+        client.forget_tokens_renewing_before(now + Duration::from_secs(120));
+        assert!(client.tokens.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -99,7 +99,9 @@ where
             }
             let now = Instant::now();
             state.waiting += 1;
-            let (_state, result) = self.condvar.wait_timeout(state, timeout).unwrap();
+            // PATCHED: wait what is left of the timeout (upstream waited the whole
+            // `timeout` on every spurious wake-up).
+            let (_state, result) = self.condvar.wait_timeout(state, duration).unwrap();
             state = _state;
             state.waiting -= 1;
             let sleep_time = now.elapsed();
@@ -111,7 +113,11 @@ where
             if result.timed_out()
                 || (duration.as_secs() == 0 && duration.subsec_nanos() < 1_000_000)
             {
-                return None;
+                // PATCHED: an element pushed while the timeout ran out is still taken.
+                return match state.queue.pop_front() {
+                    Some(Control::Elem(value)) => Some(value),
+                    Some(Control::Unblock) | None => None,
+                };
             }
         }
     }
