@@ -357,37 +357,40 @@ fn seq_out<I: IntoIterator>(items: I) -> SeqOut<I::IntoIter> {
     SeqOut(std::cell::Cell::new(Some(items.into_iter())))
 }
 
-struct TagOut<'a>(&'a Tag);
-
-impl Serialize for TagOut<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let t = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("name", &t.name)?;
-        if let Some(d) = &t.digest {
-            map.serialize_entry("digest", d)?;
-        }
-        map.serialize_entry("layers", &t.layers)?;
-        map.end()
-    }
+#[derive(Serialize)]
+struct TagOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<&'a Digest>,
+    layers: &'a [u32],
 }
 
-struct RepositoryOut<'a>(&'a Repository);
+/// One repository as written; its tags are collected (a few at a time), the
+/// repositories themselves are streamed.
+#[derive(Serialize)]
+struct RepositoryOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<TagOut<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
 
-impl Serialize for RepositoryOut<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let r = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("name", &r.name)?;
-        if let Some(tags) = &r.tags {
-            map.serialize_entry("tags", &seq_out(tags.iter().map(TagOut)))?;
+impl<'a> From<&'a Repository> for RepositoryOut<'a> {
+    fn from(r: &'a Repository) -> RepositoryOut<'a> {
+        RepositoryOut {
+            name: &r.name,
+            tags: r.tags.as_ref().map(|tags| {
+                tags.iter()
+                    .map(|t| TagOut {
+                        name: &t.name,
+                        digest: t.digest.as_ref(),
+                        layers: &t.layers,
+                    })
+                    .collect()
+            }),
+            error: r.error.as_deref(),
         }
-        if let Some(e) = &r.error {
-            map.serialize_entry("error", e)?;
-        }
-        map.end()
     }
 }
 
@@ -406,7 +409,7 @@ impl Serialize for FileOut<'_> {
         )?;
         map.serialize_entry(
             "repositories",
-            &seq_out(s.repositories.iter().map(RepositoryOut)),
+            &seq_out(s.repositories.iter().map(RepositoryOut::from)),
         )?;
         map.end()
     }
