@@ -22,7 +22,7 @@
 #                        900) until the 1-minute load average is below this before measuring
 #   BENCH_WARM=1         grow the servers' tiny_http pools before each wrk run and scan
 #                        (`bench warm`): only needed for a build without the pool fix in
-#                        vendor/tiny_http, whose measurements it would otherwise distort
+#                        patches/tiny_http, whose measurements it would otherwise distort
 # Text below the line `<!-- analysis -->` of an existing BENCHMARKS.md is kept.
 set -euo pipefail
 
@@ -595,8 +595,8 @@ fi
     echo
     echo "Upstream tiny_http 0.12 starts a thread for a new connection only when no pool thread is"
     echo "idle at that instant; of connections that arrive together, some then wait unanswered until"
-    echo "another connection closes (with keep-alive clients: for good). vendor/tiny_http carries a fix"
-    echo "(vendor/README.md); this check fails (unanswered > 0) without it. wrk also opens its"
+    echo "another connection closes (with keep-alive clients: for good). patches/tiny_http carries a fix"
+    echo "(patches/README.md); this check fails (unanswered > 0) without it. wrk also opens its"
     echo "connections together, so without the fix a run could use 4 of its 16 connections: the"
     echo "\"busy conns\" column above would show it."
     if [ "$WARM" = 1 ]; then

@@ -12,7 +12,7 @@
 //! bench burst --port 5000 --connections 16            # N connections at once: all answered?
 //! ```
 //!
-//! `burst` checks the fix in vendor/tiny_http (see vendor/README.md): upstream tiny_http
+//! `burst` checks the fix in patches/tiny_http (see patches/README.md): upstream tiny_http
 //! 0.12 starts a thread for a new connection only when no pool thread is idle at that
 //! instant, so of connections that arrive together some were queued behind keep-alive
 //! connections, unanswered until one of those closed. `warm` (and `scan --warm N`) work

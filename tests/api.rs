@@ -1226,7 +1226,7 @@ fn large_documents_are_cached_and_sent_whole() {
 
 /// A burst of new keep-alive connections must each get an answer while the others stay
 /// open. tiny_http 0.12's pool queued some of them behind the open connections (fixed in
-/// vendor/tiny_http); the race needs a fresh server, so each round starts one.
+/// patches/tiny_http); the race needs a fresh server, so each round starts one.
 #[test]
 fn a_burst_of_keep_alive_connections_is_answered_at_once() {
     use std::io::{Read, Write};
@@ -1263,7 +1263,7 @@ fn a_burst_of_keep_alive_connections_is_answered_at_once() {
     }
 }
 
-// ---- limits of the request head (vendor/tiny_http, second patch) ----------------------
+// ---- limits of the request head (patches/tiny_http, second patch) ----------------------
 
 /// `raw`, but also whether the server closed the connection (end of stream or reset)
 /// rather than `timeout` passing first.
