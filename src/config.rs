@@ -16,66 +16,13 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/gitlab_registry_usage_rest.conf";
 /// The placeholder secret of the original's default config; never accepted at start-up.
 pub const PLACEHOLDER_SECRET: &str = "00000000000000000000000000000000";
 
-/// The default config, printed by `--print-default-config`. Every key the service reads
-/// stands here with its default; the keys the original did not know carry a comment.
-pub const DEFAULT_CONFIG: &str = "\
-[general]
-socket_host = 127.0.0.1
-socket_port = 5000
-server_prefix = /
-debug = False
-# How often the registry is scanned, start to start (e.g. 30 minutes, 1 hour, 1d).
-refresh_interval = 1 hour
-# Where the last scan is kept across restarts (empty: not kept).
-snapshot_file =
-# How many threads answer HTTP requests.
-worker_threads = 2
-# PEM certificate chain and key for HTTPS (both empty: plain HTTP).
-tls_certificate_file =
-tls_key_file =
-# Value of Access-Control-Allow-Origin on every response (empty: no CORS header).
-cors_origin = *
-# Who checks the credentials at /auth_token: ldap or htpasswd.
-auth_backend = ldap
+pub mod keys;
 
-[ldap]
-host = myldap.com
-base_dn = dc=example,dc=com
-valid_gid = 00000
-username_attribute = uid
-gid_attribute = gidNumber
-# Upgrade an ldap:// connection with StartTLS.
-start_tls = False
-# Extra CA certificate(s) (PEM) to trust for the LDAP server.
-ca_file =
-# Verify the LDAP server's certificate (turning this off is logged as a warning).
-tls_verify = True
-# Service account for the user search (empty: anonymous search, as the original).
-bind_dn =
-bind_password =
-
-[jwt]
-auth_token_expires = 2 weeks
-secret_key = 00000000000000000000000000000000
-
-[registry]
-gitlab_base_url = https://mygitlab.com/
-registry_base_url = https://registry.mygitlab.com/
-username = root
-access_token = 00000000000000000000
-# How many requests a scan runs in parallel.
-concurrency = 8
-# Entries per page of the catalog and tag lists (at most 1000 on Distribution >= 2.8).
-page_size = 1000
-# Time limit for one request to GitLab or the registry.
-request_timeout = 30 seconds
-# Extra CA certificate(s) (PEM) to trust for GitLab and the registry.
-ca_file =
-
-[htpasswd]
-# bcrypt htpasswd file (htpasswd -B) used when auth_backend = htpasswd.
-file =
-";
+/// The default config, printed by `--print-default-config`: every key with its default
+/// and a comment line, generated from [`keys::KEYS`].
+pub fn default_config() -> String {
+    keys::default_config()
+}
 
 /// Which backend checks the credentials given to `/auth_token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +113,69 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// A section or key of the file that no [`keys::KEYS`] entry declares: most often a typo,
+/// which would otherwise lose a setting silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    /// `[section]` or `[section] key`, as written in the file.
+    pub entry: String,
+    /// The known name it most resembles.
+    pub suggestion: Option<String>,
+    pub is_section: bool,
+}
+
+impl Unknown {
+    fn key(section: &str, key: &str) -> Unknown {
+        let names = keys::KEYS
+            .iter()
+            .filter(|k| k.section == section)
+            .map(|k| k.name);
+        let suggestion = keys::closest(key, names).map(str::to_string).or_else(|| {
+            // The right key in the wrong section.
+            keys::KEYS
+                .iter()
+                .find(|k| k.name == key)
+                .map(|k| format!("[{}] {}", k.section, k.name))
+        });
+        Unknown {
+            entry: format!("[{section}] {key}"),
+            suggestion,
+            is_section: false,
+        }
+    }
+
+    fn section(section: &str) -> Unknown {
+        Unknown {
+            entry: format!("[{section}]"),
+            suggestion: keys::closest(section, keys::SECTIONS.iter().copied())
+                .map(|s| format!("[{s}]")),
+            is_section: true,
+        }
+    }
+}
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.is_section { "section" } else { "key" };
+        write!(f, "{}: unknown {what}", self.entry)?;
+        match &self.suggestion {
+            Some(s) => write!(f, "; did you mean {s}?"),
+            None => {
+                let known = if self.is_section {
+                    keys::SECTIONS
+                        .iter()
+                        .map(|s| format!("[{s}]"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                } else {
+                    "those --print-default-config lists".to_string()
+                };
+                write!(f, " (known: {known})")
+            }
+        }
+    }
+}
 
 /// Raw INI data: section → key → value, keys lower-cased as `ConfigParser` does.
 pub type Ini = BTreeMap<String, BTreeMap<String, String>>;
@@ -287,56 +297,6 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Keys every section knows; anything else is warned about.
-const KNOWN: &[(&str, &[&str])] = &[
-    (
-        "general",
-        &[
-            "socket_host",
-            "socket_port",
-            "server_prefix",
-            "debug",
-            "refresh_interval",
-            "snapshot_file",
-            "worker_threads",
-            "tls_certificate_file",
-            "tls_key_file",
-            "cors_origin",
-            "auth_backend",
-        ],
-    ),
-    (
-        "ldap",
-        &[
-            "host",
-            "base_dn",
-            "valid_gid",
-            "username_attribute",
-            "gid_attribute",
-            "start_tls",
-            "ca_file",
-            "tls_verify",
-            "bind_dn",
-            "bind_password",
-        ],
-    ),
-    ("jwt", &["auth_token_expires", "secret_key"]),
-    (
-        "registry",
-        &[
-            "gitlab_base_url",
-            "registry_base_url",
-            "username",
-            "access_token",
-            "concurrency",
-            "page_size",
-            "request_timeout",
-            "ca_file",
-        ],
-    ),
-    ("htpasswd", &["file"]),
-];
-
 /// Reads typed values out of the merged INI, naming section, key and value on error.
 struct Reader<'a> {
     ini: &'a Ini,
@@ -344,6 +304,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn raw(&self, section: &str, key: &str) -> &str {
+        debug_assert!(
+            keys::find(section, key).is_some(),
+            "[{section}] {key} is read but not declared in config::keys::KEYS"
+        );
         self.ini
             .get(section)
             .and_then(|m| m.get(key))
@@ -428,25 +392,31 @@ impl Reader<'_> {
 
 impl Config {
     /// Defaults first, then `text` laid over them, then validation.
-    /// Returns the config and the warnings (unknown sections and keys).
-    pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut ini = parse_ini(DEFAULT_CONFIG).expect("the default config parses");
+    /// Returns the config and the entries of `text` it does not know (unknown sections
+    /// and keys), which the running service warns about and `--check-config` refuses.
+    pub fn parse(text: &str) -> Result<(Config, Vec<Unknown>), ConfigError> {
+        let mut ini = Ini::new();
+        for k in keys::KEYS {
+            ini.entry(k.section.to_string())
+                .or_default()
+                .insert(k.name.to_string(), k.default.to_string());
+        }
         let user = parse_ini(text)?;
-        let mut warnings = Vec::new();
-        for (section, keys) in user {
-            let known = KNOWN.iter().find(|(s, _)| *s == section).map(|(_, k)| *k);
-            match known {
-                None => warnings.push(format!("unknown section [{section}] is ignored")),
-                Some(known) => {
-                    for key in keys.keys().filter(|k| !known.contains(&k.as_str())) {
-                        warnings.push(format!("unknown key [{section}] {key} is ignored"));
+        let mut unknown = Vec::new();
+        for (section, entries) in user {
+            if keys::SECTIONS.contains(&section.as_str()) {
+                for key in entries.keys() {
+                    if keys::find(&section, key).is_none() {
+                        unknown.push(Unknown::key(&section, key));
                     }
                 }
+            } else {
+                unknown.push(Unknown::section(&section));
             }
-            ini.entry(section).or_default().extend(keys);
+            ini.entry(section).or_default().extend(entries);
         }
         let config = Self::from_ini(&ini)?;
-        Ok((config, warnings))
+        Ok((config, unknown))
     }
 
     fn from_ini(ini: &Ini) -> Result<Config, ConfigError> {
@@ -713,15 +683,41 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_warn() {
-        let (_, w) = Config::parse("[general]\nsoket_port = 1\n[extra]\na = b\n").unwrap();
+    fn unknown_entries_are_named_with_the_closest_known_one() {
+        let text = "[general]\nrefresh_intervall = 1h\nsocket_host = ::1\ncolour = red\n\
+                    [regsitry]\nregistry_base_url = http://r/\n[extra]\na = b\n\
+                    [ldap]\nconcurrency = 3\n";
+        let (c, unknown) = Config::parse(text).unwrap();
+        assert_eq!(c.general.socket_host, "::1");
+        let lines: Vec<String> = unknown.iter().map(ToString::to_string).collect();
         assert_eq!(
-            w,
+            lines,
             vec![
-                "unknown section [extra] is ignored".to_string(),
-                "unknown key [general] soket_port is ignored".to_string()
+                "[extra]: unknown section (known: [general], [ldap], [jwt], [registry], [htpasswd])",
+                "[general] colour: unknown key (known: those --print-default-config lists)",
+                "[general] refresh_intervall: unknown key; did you mean refresh_interval?",
+                "[ldap] concurrency: unknown key; did you mean [registry] concurrency?",
+                "[regsitry]: unknown section; did you mean [registry]?",
             ]
         );
+    }
+
+    #[test]
+    fn the_printed_default_config_is_the_table() {
+        let text = default_config();
+        let (c, unknown) = Config::parse(&text).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(c.general.socket_port, 5000);
+        let ini = parse_ini(&text).unwrap();
+        for k in keys::KEYS {
+            assert_eq!(
+                ini[k.section][k.name], k.default,
+                "[{}] {}",
+                k.section, k.name
+            );
+        }
+        let count: usize = ini.values().map(|m| m.len()).sum();
+        assert_eq!(count, keys::KEYS.len());
     }
 
     #[test]

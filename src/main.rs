@@ -53,16 +53,19 @@ fn main() -> ExitCode {
     // SAFETY: setting a signal disposition before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     gitlab_registry_usage_rest::memory::tune();
-    let args: Args = argh::from_env();
+    let args = match parse_args(std::env::args_os()) {
+        Ok(args) => args,
+        Err(exit) => return exit,
+    };
     if args.version {
         println!("gitlab-registry-usage-rest {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     if args.print_default_config {
-        print!("{}", config::DEFAULT_CONFIG);
+        print!("{}", config::default_config());
         return ExitCode::SUCCESS;
     }
-    let config = match load_config(&args.config_file) {
+    let (config, unknown) = match load_config(&args.config_file) {
         Ok(c) => c,
         Err(e) => {
             gitlab_registry_usage_rest::log!(
@@ -76,6 +79,16 @@ fn main() -> ExitCode {
     };
     log::set_debug(config.general.debug);
     if args.check_config {
+        if !unknown.is_empty() {
+            for u in &unknown {
+                eprintln!("{}: {u}", args.config_file.display());
+            }
+            eprintln!(
+                "{}: fix or remove the entries above (the service would ignore them)",
+                args.config_file.display()
+            );
+            return ExitCode::from(2);
+        }
         let serving = config
             .check_serving()
             .and_then(|_| Authenticator::from_config(&config).map(|_| ()));
@@ -97,16 +110,89 @@ fn main() -> ExitCode {
     serve(config)
 }
 
-/// Read and validate the file; warnings (unknown keys) are logged, errors returned.
-fn load_config(path: &Path) -> Result<Config, String> {
+/// Read and validate the file. Unknown sections and keys are logged as warnings (the
+/// original ignored them too) and returned, for `--check-config` to refuse.
+fn load_config(path: &Path) -> Result<(Config, Vec<config::Unknown>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         format!("cannot read it: {e} (write one with --print-default-config and edit it)")
     })?;
-    let (config, warnings) = Config::parse(&text).map_err(|e| e.to_string())?;
-    for w in warnings {
-        gitlab_registry_usage_rest::log!(warn, w, file = path.display());
+    let (config, unknown) = Config::parse(&text).map_err(|e| e.to_string())?;
+    for u in &unknown {
+        gitlab_registry_usage_rest::log!(
+            warn,
+            "ignoring an unknown config entry",
+            file = path.display(),
+            problem = u
+        );
     }
-    Ok(config)
+    Ok((config, unknown))
+}
+
+/// What a command-line mistake prints: the problem, then where to look.
+fn usage_error(problem: &str) -> ExitCode {
+    eprintln!("gitlab-registry-usage-rest: {problem}");
+    eprintln!("Run `gitlab-registry-usage-rest --help` for the options.");
+    ExitCode::from(2)
+}
+
+/// The command line, with `-h` as `--help` and exit code 2 for every mistake (argh's own
+/// `from_env` exits 1), as `--help` promises.
+fn parse_args(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, ExitCode> {
+    let mut strings = Vec::new();
+    for (i, arg) in argv.into_iter().enumerate() {
+        match arg.into_string() {
+            Ok(s) => strings.push(s),
+            Err(bad) => {
+                return Err(usage_error(&format!(
+                    "argument {i} ({}) is not valid UTF-8",
+                    bad.to_string_lossy()
+                )))
+            }
+        }
+    }
+    let command = strings
+        .first()
+        .map_or("gitlab-registry-usage-rest", |c| {
+            Path::new(c)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or(c)
+        })
+        .to_string();
+    let rest: Vec<&str> = strings
+        .iter()
+        .skip(1)
+        .map(|a| if a == "-h" { "--help" } else { a.as_str() })
+        .collect();
+    let args = match Args::from_args(&[&command], &rest) {
+        Ok(args) => args,
+        Err(argh::EarlyExit { output, status }) => {
+            return Err(match status {
+                Ok(()) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(()) => usage_error(output.trim_end()),
+            })
+        }
+    };
+    let modes: Vec<&str> = [
+        (args.version, "--version"),
+        (args.print_default_config, "--print-default-config"),
+        (args.check_config, "--check-config"),
+        (args.collect_once, "--collect-once"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect();
+    if modes.len() > 1 {
+        return Err(usage_error(&format!(
+            "{} cannot be combined: give one of them",
+            modes.join(" and ")
+        )));
+    }
+    Ok(args)
 }
 
 fn collect_once(config: &Config) -> ExitCode {

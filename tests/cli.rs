@@ -134,9 +134,57 @@ fn check_config_names_section_key_and_value() {
         "warn.conf",
         &(config_text(dir.path(), "http://127.0.0.1:9/", 5000, "socket_prot = 1")),
     );
-    let (code, _, err) = run(&["--check-config", "-c", warn.to_str().unwrap()]);
-    assert_eq!(code, 0);
-    assert!(err.contains("unknown key [general] socket_prot"), "{err}");
+    let (code, out, err) = run(&["--check-config", "-c", warn.to_str().unwrap()]);
+    assert_eq!(
+        code, 2,
+        "an unknown key is a mistake --check-config must not call valid"
+    );
+    assert!(!out.contains("valid"), "{out}");
+    assert!(
+        err.contains("[general] socket_prot: unknown key; did you mean socket_port?"),
+        "{err}"
+    );
+
+    // A whole section misspelled: its keys would be lost without a word.
+    let misspelled = write(
+        dir.path(),
+        "section.conf",
+        &format!(
+            "{}\n[regsitry]\nregistry_base_url = http://127.0.0.1:9/\n",
+            config_text(dir.path(), "http://127.0.0.1:9/", 5000, "")
+        ),
+    );
+    let (code, _, err) = run(&["--check-config", "-c", misspelled.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("[regsitry]: unknown section; did you mean [registry]?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn command_line_mistakes_exit_2_and_say_what_to_do() {
+    let (code, out, _) = run(&["-h"]);
+    assert_eq!(code, 0, "-h is --help");
+    assert!(out.contains("--check-config"), "{out}");
+
+    let (code, _, err) = run(&["--no-such-flag"]);
+    assert_eq!(code, 2, "--help promises 2 for a bad command line");
+    assert!(err.contains("--no-such-flag"), "{err}");
+    assert!(err.contains("--help"), "says where to look: {err}");
+
+    let (code, _, err) = run(&["-c"]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, out, err) = run(&["--check-config", "--collect-once"]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("--check-config and --collect-once cannot be combined"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["-V", "--print-default-config"]);
+    assert_eq!(code, 2, "{err}");
 }
 
 #[test]
