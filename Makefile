@@ -7,7 +7,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 MUSL_DIR := $(TARGET_DIR)/$(MUSL_TARGET)/release
 DIST_NAME := $(BIN)-$(VERSION)-x86_64-linux-musl
 
-.PHONY: build release test lint demo musl-toolchain static static-check dist bench clean
+.PHONY: build release test lint demo musl-toolchain static static-check dist bench clean openapi
 
 build:
 	$(CARGO) build
@@ -56,6 +56,11 @@ dist: static
 	rm -rf dist/$(DIST_NAME)
 	tar -tvzf dist/$(DIST_NAME).tar.gz
 	@ls -l dist/$(DIST_NAME).tar.gz
+
+## openapi: docs/openapi.json (served at /openapi.json) from docs/openapi.yaml; needs python3 with PyYAML
+openapi:
+	python3 contrib/openapi-json.py docs/openapi.yaml > docs/openapi.json.tmp
+	mv docs/openapi.json.tmp docs/openapi.json
 
 lint:
 	$(CARGO) fmt --all -- --check

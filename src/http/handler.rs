@@ -248,6 +248,11 @@ impl App {
                 Method::Options => Reply::preflight(READ_METHODS, cors),
                 _ => Reply::method_not_allowed(READ_METHODS),
             },
+            Route::OpenApi => match rq.method {
+                Method::Get | Method::Head => openapi(rq.if_none_match),
+                Method::Options => Reply::preflight(READ_METHODS, cors),
+                _ => Reply::method_not_allowed(READ_METHODS),
+            },
             Route::AuthToken => match rq.method {
                 Method::Get | Method::Head | Method::Post => return self.auth_token(rq),
                 Method::Options => Reply::preflight(LOGIN_METHODS, cors),
@@ -535,6 +540,30 @@ impl App {
             }
         }
     }
+}
+
+/// docs/openapi.json, made from docs/openapi.yaml by `make openapi` (tests/contract.rs
+/// checks that it is current and that the live API conforms to it).
+static OPENAPI: &[u8] = include_bytes!("../../docs/openapi.json");
+
+/// `/openapi.json`: the same bytes for the life of the binary, so one ETag.
+fn openapi(if_none_match: Option<&str>) -> Reply {
+    static ETAG: std::sync::OnceLock<ETag> = std::sync::OnceLock::new();
+    let etag = ETAG.get_or_init(|| ETag::of(OPENAPI)).clone();
+    if if_none_match.is_some_and(|inm| router::none_match(inm, etag.as_str())) {
+        return Reply {
+            status: 304,
+            content_type: None,
+            body: Body::Static(b""),
+            etag: Some(etag),
+            headers: Vec::new(),
+        };
+    }
+    Reply {
+        etag: Some(etag),
+        ..Reply::new(200, JSON, Body::Static(OPENAPI))
+    }
+    .header("Cache-Control", "no-cache")
 }
 
 /// Documents that list something are cached: the collection, and a repository or tags

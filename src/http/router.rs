@@ -23,6 +23,8 @@ pub enum Collection {
 pub enum Route<'a> {
     Health,
     AuthToken,
+    /// `/openapi.json`: the API's contract (no login: it holds no data).
+    OpenApi,
     /// `/repositories` (rest `None`) or `/repositories/<rest>`, `rest` still encoded.
     Api {
         collection: Collection,
@@ -57,6 +59,7 @@ pub fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
     match path {
         "/health" => return Route::Health,
         "/auth_token" => return Route::AuthToken,
+        "/openapi.json" => return Route::OpenApi,
         _ => {}
     }
     for (name, collection) in [

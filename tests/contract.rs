@@ -1,0 +1,173 @@
+//! The API against its written contract, docs/openapi.yaml: schemathesis (a property-based
+//! API tester no one here wrote) generates requests from the document and checks every
+//! answer of the live service (the real binary, in front of a real registry) against it.
+//! Plus: the served `/openapi.json` is that document.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::push::{Format, PushAuth, Pusher};
+use support::registry::{Registry, RegistryAuth};
+use support::{basic_auth, free_port, http_request, ChildGuard, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gitlab-registry-usage-rest");
+const SECRET: &str = "k8Jf2Lq9Vx3Nw7Rt5Yb1Hc6Zm4Pd0Gs2";
+/// The version `.ci/run` installs.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn require_schemathesis() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("schemathesis"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`schemathesis` was not found. The contract test runs it against the live \
+             service; install it with:\n    pip install '{SCHEMATHESIS}'\n(.ci/run does this \
+             on a fresh machine)"
+        )
+    })
+}
+
+/// The service with htpasswd login (admin / pw) in front of `registry`, and its port.
+fn start_service(dir: &Path, registry: &str) -> (ChildGuard, u16) {
+    let port = free_port();
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("admin:{}\n", bcrypt::hash("pw", 4).unwrap()),
+    )
+    .unwrap();
+    let conf = dir.join("service.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[general]\nsocket_port = {port}\nauth_backend = htpasswd\n\
+             [jwt]\nsecret_key = {SECRET}\n[htpasswd]\nfile = {}\n\
+             [registry]\nregistry_base_url = {registry}\nusername = x\naccess_token = y\n\
+             request_timeout = 5s\n",
+            htpasswd.display()
+        ),
+    )
+    .unwrap();
+    let stderr = std::fs::File::create(dir.join("service.log")).unwrap();
+    let child = Command::new(BIN)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start the service");
+    let guard = ChildGuard::new("service", child);
+    support::wait_for_port(port, Duration::from_secs(20), "the service");
+    (guard, port)
+}
+
+fn wait_for_data(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = http_request("GET", &format!("http://127.0.0.1:{port}/health"), &[], None);
+        if r.status == 200 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot within 60 s: {}",
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_live_api_conforms_to_its_openapi_document() {
+    let schemathesis = require_schemathesis();
+    let registry = Registry::start(RegistryAuth::None);
+    let pusher = Pusher::new(&registry.url, PushAuth::None);
+    let base = vec![b'b'; 3000];
+    // The names the document gives as examples, so generated requests reach real data.
+    pusher.image("group/app", "v1", &[&base, &[1u8; 100]], Format::Oci);
+    pusher.image("group/app", "v2", &[&base, &[2u8; 200]], Format::Docker);
+    pusher.image(
+        "group/sub/tool",
+        "latest",
+        &[&base, &[3u8; 30]],
+        Format::Oci,
+    );
+    pusher.image("solo", "v1", &[&[4u8; 40]], Format::Docker);
+
+    let dir = TempDir::new("contract");
+    let (_service, port) = start_service(dir.path(), &registry.url);
+    wait_for_data(port);
+    let login = http_request(
+        "GET",
+        &format!("http://127.0.0.1:{port}/auth_token"),
+        &[("Authorization", &basic_auth("admin", "pw"))],
+        None,
+    );
+    assert_eq!(login.status, 200, "{}", login.text());
+    let token = login.json()["auth_token"].as_str().unwrap().to_string();
+
+    let out = Command::new(schemathesis)
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(manifest_dir().join("docs/openapi.yaml"))
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--max-examples", "60", "--workers", "2", "--seed", "1"])
+        // Logins are exercised by other tests; here they would only trip the limiter.
+        .args(["--exclude-path", "/auth_token"])
+        .env("NO_COLOR", "1")
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .output()
+        .expect("run schemathesis");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "schemathesis found answers that break docs/openapi.yaml:\n{stdout}\n{stderr}"
+    );
+    let summary = stdout
+        .lines()
+        .find(|l| l.contains("generated,"))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stdout}"));
+    assert!(
+        summary.contains("passed") && !summary.contains("failed"),
+        "{summary}"
+    );
+    println!("schemathesis: {}", summary.trim());
+}
+
+/// docs/openapi.json (embedded in the binary) must be what `make openapi` makes of the
+/// committed YAML, so the served document never drifts from the written one.
+#[test]
+fn the_embedded_json_is_the_yaml_document() {
+    require_schemathesis(); // brings PyYAML with it
+    let out = Command::new("python3")
+        .arg(manifest_dir().join("contrib/openapi-json.py"))
+        .arg(manifest_dir().join("docs/openapi.yaml"))
+        .output()
+        .expect("run python3 (install python3 and PyYAML)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = std::fs::read(manifest_dir().join("docs/openapi.json")).unwrap();
+    assert!(
+        out.stdout == committed,
+        "docs/openapi.json is out of date: run `make openapi` and commit it"
+    );
+}
