@@ -549,7 +549,7 @@ static OPENAPI: &[u8] = include_bytes!("../../docs/openapi.json");
 /// `/openapi.json`: the same bytes for the life of the binary, so one ETag.
 fn openapi(if_none_match: Option<&str>) -> Reply {
     static ETAG: std::sync::OnceLock<ETag> = std::sync::OnceLock::new();
-    let etag = ETAG.get_or_init(|| ETag::of(OPENAPI)).clone();
+    let etag = *ETAG.get_or_init(|| ETag::of(OPENAPI));
     if if_none_match.is_some_and(|inm| router::none_match(inm, etag.as_str())) {
         return Reply {
             status: 304,
