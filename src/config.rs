@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cidr::CidrList;
+
 /// The default config path of the original service.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/gitlab_registry_usage_rest.conf";
 
@@ -37,6 +39,9 @@ tls_key_file =
 cors_origin = *
 # Who checks the credentials at /auth_token: ldap or htpasswd.
 auth_backend = ldap
+# Reverse proxies whose X-Forwarded-For names the client for the login limiter: CIDR
+# ranges or addresses, e.g. `127.0.0.1, ::1` (empty: the header is ignored).
+trusted_proxies =
 
 [ldap]
 host = myldap.com
@@ -109,6 +114,8 @@ pub struct General {
     /// Empty: no `Access-Control-Allow-Origin` header.
     pub cors_origin: String,
     pub auth_backend: AuthBackend,
+    /// Peers whose `X-Forwarded-For` is believed; empty: nobody's.
+    pub trusted_proxies: CidrList,
 }
 
 #[derive(Debug, Clone)]
@@ -303,6 +310,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "tls_key_file",
             "cors_origin",
             "auth_backend",
+            "trusted_proxies",
         ],
     ),
     (
@@ -486,6 +494,17 @@ impl Config {
             tls_key_file: r.path("general", "tls_key_file"),
             cors_origin: r.raw("general", "cors_origin").trim().to_string(),
             auth_backend,
+            trusted_proxies: r.raw("general", "trusted_proxies").parse().map_err(
+                |e: crate::cidr::CidrError| {
+                    r.invalid(
+                        "general",
+                        "trusted_proxies",
+                        &format!(
+                            "entry {e}; expected addresses or CIDR ranges such as 10.0.0.0/8, ::1"
+                        ),
+                    )
+                },
+            )?,
         };
         if general.tls_certificate_file.is_some() != general.tls_key_file.is_some() {
             return Err(ConfigError(
@@ -745,6 +764,24 @@ mod tests {
         assert!(check_secret("short").is_err());
         assert!(check_secret(&"ab".repeat(20)).is_err());
         assert!(check_secret("Zq3vN8xK1pL7mW2rT9yB4cF6hJ0dS5gA").is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_ranges() {
+        let (c, _) = Config::parse("").unwrap();
+        assert!(c.general.trusted_proxies.is_empty());
+        let (c, _) =
+            Config::parse("[general]\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 ::1\n").unwrap();
+        assert_eq!(c.general.trusted_proxies.ranges().len(), 3);
+        let err =
+            Config::parse("[general]\ntrusted_proxies = 127.0.0.1, 10.0.0.1/8\n").unwrap_err();
+        assert!(
+            err.0.starts_with(
+                "[general] trusted_proxies = \"127.0.0.1, 10.0.0.1/8\": entry \"10.0.0.1/8\": "
+            ),
+            "{err}"
+        );
+        assert!(err.0.contains("10.0.0.0/8"), "{err}");
     }
 
     #[test]

@@ -85,6 +85,8 @@ struct Options<'a> {
     snapshot: bool,
     /// Also a user `slow` whose bcrypt cost makes a login take a noticeable time.
     slow_user: bool,
+    /// More `[general]` lines.
+    general: &'a str,
 }
 
 const DEFAULTS: Options<'static> = Options {
@@ -92,6 +94,7 @@ const DEFAULTS: Options<'static> = Options {
     cors: None,
     snapshot: true,
     slow_user: false,
+    general: "",
 };
 
 fn config_text(htpasswd: &std::path::Path, o: &Options<'_>) -> String {
@@ -104,6 +107,7 @@ fn config_text(htpasswd: &std::path::Path, o: &Options<'_>) -> String {
     if let Some(cors) = o.cors {
         text.push_str(&format!("[general]\ncors_origin = {cors}\n"));
     }
+    text.push_str(&format!("[general]\n{}\n", o.general));
     text
 }
 
@@ -1062,6 +1066,52 @@ fn repeated_failures_are_rate_limited() {
     assert!(limited.json()["message"].is_string());
     // Data routes do not care.
     assert_eq!(api.get("/repositories").status, 200);
+}
+
+/// Eight wrong passwords, each claiming another client address, then the right one.
+fn rotating_forwarded_for(api: &Api) -> (Vec<u16>, HttpReply) {
+    let wrong = basic_auth(USER, "wrong");
+    let statuses = (0..8)
+        .map(|i| {
+            let forwarded = format!("203.0.113.{i}, 198.51.100.{i}");
+            api.anonymous(
+                "GET",
+                "/auth_token",
+                &[("Authorization", &wrong), ("X-Forwarded-For", &forwarded)],
+            )
+            .status
+        })
+        .collect();
+    let right = api.anonymous(
+        "GET",
+        "/auth_token",
+        &[
+            ("Authorization", &basic_auth(USER, PASSWORD)),
+            ("X-Forwarded-For", "198.51.100.200"),
+        ],
+    );
+    (statuses, right)
+}
+
+#[test]
+fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+    // Loopback is not trusted by default: the header does not make a local client many.
+    let api = start(DEFAULTS);
+    let (statuses, right) = rotating_forwarded_for(&api);
+    assert!(
+        statuses.starts_with(&[401, 401, 401, 401, 401]) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+    assert_eq!(right.status, 429, "{}", right.text());
+
+    // Behind a trusted proxy each address (the right-most entry) is a client of its own.
+    let api = start(Options {
+        general: "trusted_proxies = 127.0.0.1/32",
+        ..DEFAULTS
+    });
+    let (statuses, right) = rotating_forwarded_for(&api);
+    assert_eq!(statuses, [401; 8]);
+    assert_eq!(right.status, 200, "{}", right.text());
 }
 
 #[test]
