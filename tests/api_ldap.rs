@@ -51,6 +51,13 @@ fn login(base: &str, user: &str, password: &str) -> support::HttpReply {
     )
 }
 
+/// The claims of a JWT (not verified: the service's own tests check signatures).
+fn token_claims(token: &str) -> serde_json::Value {
+    use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder};
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    serde_json::from_slice(&Base64UrlSafeNoPadding::decode_to_vec(payload, None).unwrap()).unwrap()
+}
+
 #[test]
 fn ldap_logins_through_http() {
     let mut slapd = Slapd::start();
@@ -67,6 +74,14 @@ fn ldap_logins_through_http() {
         None,
     );
     assert_eq!(data.status, 200);
+    // Names the directory matches in another spelling get a token for its spelling.
+    for typed in ["ALICE", "alice ", "alice"] {
+        let reply = login(&base, typed, password_of("alice"));
+        assert_eq!(reply.status, 200, "{typed:?}: {}", reply.text());
+        let claims = token_claims(reply.json()["auth_token"].as_str().unwrap());
+        assert_eq!(claims["sub"], "alice", "{typed:?}");
+        assert_eq!(claims["identity"], "alice", "{typed:?}");
+    }
     // Filter metacharacters in a real name are matched literally.
     assert_eq!(login(&base, "d(a)ve*", password_of("d(a)ve*")).status, 200);
     assert_eq!(login(&base, "jürgen", password_of("jürgen")).status, 200);

@@ -31,11 +31,11 @@ fn ldap_auth(ldap: &str) -> Authenticator {
     Authenticator::from_config(&config("", ldap)).unwrap()
 }
 
-fn is_bad(result: Result<(), LoginError>) -> bool {
+fn is_bad(result: Result<String, LoginError>) -> bool {
     matches!(result, Err(LoginError::BadCredentials(_)))
 }
 
-fn is_unavailable(result: &Result<(), LoginError>) -> bool {
+fn is_unavailable(result: &Result<String, LoginError>) -> bool {
     matches!(result, Err(LoginError::Unavailable(_)))
 }
 
@@ -45,7 +45,7 @@ fn ldap_login_checks_password_group_and_resists_filter_injection() {
     let auth = Arc::new(ldap_auth(&format!("host = {}", server.ldap_url)));
     let alice = password_of("alice");
 
-    assert_eq!(auth.login("alice", alice), Ok(()));
+    assert_eq!(auth.login("alice", alice), Ok("alice".into()));
     assert!(is_bad(auth.login("alice", "wrong")));
     assert!(
         is_bad(auth.login("alice", "")),
@@ -69,9 +69,29 @@ fn ldap_login_checks_password_group_and_resists_filter_injection() {
         let result = auth.login(injection, alice);
         assert!(is_bad(result.clone()), "{injection:?}: {result:?}");
     }
+    // The directory decides what matches (uid is caseIgnoreMatch with insignificant
+    // spaces), and the login is answered with its spelling of the name.
+    for typed in ["ALICE", "alice ", " Alice", "al  ice"] {
+        let result = auth.login(typed, alice);
+        if typed == "al  ice" {
+            assert!(is_bad(result), "inner spaces are not alice's");
+        } else {
+            assert_eq!(result, Ok("alice".into()), "{typed:?}");
+        }
+    }
+    assert_eq!(
+        auth.login("JÜRGEN", password_of("jürgen")),
+        Ok("jürgen".into())
+    );
     // Real names with filter metacharacters and non-ASCII letters still work.
-    assert_eq!(auth.login("d(a)ve*", password_of("d(a)ve*")), Ok(()));
-    assert_eq!(auth.login("jürgen", password_of("jürgen")), Ok(()));
+    assert_eq!(
+        auth.login("d(a)ve*", password_of("d(a)ve*")),
+        Ok("d(a)ve*".into())
+    );
+    assert_eq!(
+        auth.login("jürgen", password_of("jürgen")),
+        Ok("jürgen".into())
+    );
     assert!(is_bad(auth.login("d(a)ve*", alice)));
 
     // HTTP workers log in concurrently.
@@ -95,7 +115,7 @@ fn ldap_login_checks_password_group_and_resists_filter_injection() {
 
     // Without a gid condition any user found under base_dn may log in.
     let no_gid = ldap_auth(&format!("host = {}\ngid_attribute =", server.ldap_url));
-    assert_eq!(no_gid.login("bob", password_of("bob")), Ok(()));
+    assert_eq!(no_gid.login("bob", password_of("bob")), Ok("bob".into()));
     assert!(is_bad(no_gid.login("*", password_of("bob"))));
 }
 
@@ -130,7 +150,7 @@ fn ldap_tls_verifies_the_server_certificate() {
         let auth = ldap_auth(&settings);
         let result = auth.login("alice", alice);
         if works {
-            assert_eq!(result, Ok(()), "{settings}");
+            assert_eq!(result, Ok("alice".into()), "{settings}");
             assert!(is_bad(auth.login("alice", "wrong")), "{settings}");
         } else {
             let refused_certificate = matches!(&result,
@@ -163,7 +183,7 @@ fn ldap_search_anonymously_or_with_a_service_account() {
     let service = ldap_auth(&format!(
         "host = {host}\nbase_dn = {STAFF_DN}\nbind_dn = {SERVICE_DN}\nbind_password = {SERVICE_PASSWORD}"
     ));
-    assert_eq!(service.login("carol", carol), Ok(()));
+    assert_eq!(service.login("carol", carol), Ok("carol".into()));
     assert!(is_bad(service.login("carol", "wrong")));
     assert!(is_bad(service.login("*", carol)));
 
@@ -179,7 +199,10 @@ fn ldap_search_anonymously_or_with_a_service_account() {
 fn ldap_down_or_hanging_is_unavailable_quickly() {
     let mut server = Slapd::start();
     let auth = ldap_auth(&format!("host = {}", server.ldap_url));
-    assert_eq!(auth.login("alice", password_of("alice")), Ok(()));
+    assert_eq!(
+        auth.login("alice", password_of("alice")),
+        Ok("alice".into())
+    );
     server.stop();
     let start = Instant::now();
     let result = auth.login("alice", password_of("alice"));
@@ -267,8 +290,8 @@ fn htpasswd_login() {
         "",
     ))
     .unwrap();
-    assert_eq!(auth.login("alice", "alice pw ä:1"), Ok(()));
-    assert_eq!(auth.login("bob", "bob-pw"), Ok(()));
+    assert_eq!(auth.login("alice", "alice pw ä:1"), Ok("alice".into()));
+    assert_eq!(auth.login("bob", "bob-pw"), Ok("bob".into()));
     assert!(is_bad(auth.login("alice", "bob-pw")));
     assert!(is_bad(auth.login("mallory", "bob-pw")));
     assert!(is_bad(auth.login("alice", "")));

@@ -87,7 +87,9 @@ impl LdapBackend {
 
     /// `user` and `password` are already checked to be non-empty: an empty password
     /// would be an "unauthenticated bind", which many servers answer with success.
-    pub fn login(&self, user: &str, password: &str) -> Result<(), LoginError> {
+    ///
+    /// Returns the user's name as the directory writes it (see [`canonical_name`]).
+    pub fn login(&self, user: &str, password: &str) -> Result<String, LoginError> {
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(CONNECT_TIMEOUT)
             .set_starttls(self.start_tls);
@@ -107,7 +109,7 @@ impl LdapBackend {
         conn: &mut LdapConn,
         user: &str,
         password: &str,
-    ) -> Result<(), LoginError> {
+    ) -> Result<String, LoginError> {
         if !self.bind_dn.is_empty() {
             conn.with_timeout(OPERATION_TIMEOUT)
                 .simple_bind(&self.bind_dn, &self.bind_password)
@@ -123,7 +125,7 @@ impl LdapBackend {
                 &self.base_dn,
                 Scope::Subtree,
                 &self.filter(user),
-                vec!["1.1"],
+                vec![self.username_attribute.as_str()],
             )
             .and_then(|r| r.success());
         let entries = match search {
@@ -135,8 +137,8 @@ impl LdapBackend {
             }
             Err(e) => return Err(unavailable("the LDAP user search failed", &e)),
         };
-        let dn = match entries.as_slice() {
-            [entry] => SearchEntry::construct(entry.clone()).dn,
+        let entry = match entries.as_slice() {
+            [entry] => SearchEntry::construct(entry.clone()),
             [] => {
                 return Err(LoginError::BadCredentials(
                     "no LDAP entry for the user in the valid group".into(),
@@ -148,6 +150,7 @@ impl LdapBackend {
                 ))
             }
         };
+        let dn = entry.dn.as_str();
         if dn.is_empty() {
             // Binding with an empty DN would be anonymous, whatever the password.
             return Err(LoginError::BadCredentials(
@@ -156,16 +159,38 @@ impl LdapBackend {
         }
         match conn
             .with_timeout(OPERATION_TIMEOUT)
-            .simple_bind(&dn, password)
+            .simple_bind(dn, password)
             .and_then(|r| r.success())
         {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(canonical_name(&entry, &self.username_attribute, user)),
             Err(LdapError::LdapResult { result }) if result.rc == RC_INVALID_CREDENTIALS => Err(
                 LoginError::BadCredentials(format!("wrong password for {dn}")),
             ),
             Err(e) => Err(unavailable(&format!("the LDAP bind as {dn} failed"), &e)),
         }
     }
+}
+
+/// The entry's own spelling of the user name: its `username_attribute` value. The
+/// directory matches names by its own rules (for `uid`, `caseIgnoreMatch` with
+/// insignificant spaces, so `ALICE` and `alice ` find alice), and a token must name the
+/// user as the directory does, not as typed. Of several values the one equal to `typed`
+/// wins, then one equal ignoring case and surrounding spaces, then the first. If the
+/// search could match on the attribute but not read it (an ACL), the name as typed is
+/// all there is.
+fn canonical_name(entry: &SearchEntry, attribute: &str, typed: &str) -> String {
+    let values = entry
+        .attrs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
+        .map_or(&[][..], |(_, values)| values.as_slice());
+    let loosely_equal = |v: &&String| v.trim().to_lowercase() == typed.trim().to_lowercase();
+    values
+        .iter()
+        .find(|v| *v == typed)
+        .or_else(|| values.iter().find(loosely_equal))
+        .or_else(|| values.first())
+        .map_or_else(|| typed.to_string(), String::clone)
 }
 
 fn unavailable(what: &str, error: &LdapError) -> LoginError {
@@ -274,6 +299,27 @@ mod tests {
         );
         assert_eq!(backend("").filter("alice"), "(uid=alice)");
         assert_eq!(backend("").filter("*)(uid=*"), "(uid=\\2a\\29\\28uid=\\2a)");
+    }
+
+    #[test]
+    fn canonical_names_come_from_the_entry() {
+        let entry = |attrs: &[(&str, &[&str])]| SearchEntry {
+            dn: "uid=alice,dc=example,dc=org".into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            bin_attrs: Default::default(),
+        };
+        let alice = entry(&[("uid", &["alice"])]);
+        assert_eq!(canonical_name(&alice, "uid", "ALICE"), "alice");
+        assert_eq!(canonical_name(&alice, "UID", "alice "), "alice");
+        let several = entry(&[("uid", &["a.smith", "Alice", "alice"])]);
+        assert_eq!(canonical_name(&several, "uid", "alice"), "alice");
+        assert_eq!(canonical_name(&several, "uid", "ALICE"), "Alice");
+        assert_eq!(canonical_name(&several, "uid", "asmith"), "a.smith");
+        let unreadable = entry(&[]);
+        assert_eq!(canonical_name(&unreadable, "uid", "ALICE"), "ALICE");
     }
 
     #[test]

@@ -383,16 +383,18 @@ impl App {
         } = request;
         let user_log = for_log(&user);
         match self.auth.login(&user, &password) {
-            Ok(()) => {
+            Ok(name) => {
                 self.limiter.record_success(client);
                 crate::log!(
                     info,
                     "login",
                     user = user_log,
+                    identity = for_log(&name),
                     client = client,
                     outcome = "ok"
                 );
-                let token = self.tokens.mint(&user);
+                // The directory's spelling: `ALICE` and `alice ` are alice.
+                let token = self.tokens.mint(&name);
                 let mut out = Vec::with_capacity(token.len() + 20);
                 out.extend_from_slice(b"{\"auth_token\":");
                 write_json_string(&mut out, &token);
