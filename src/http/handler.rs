@@ -578,7 +578,7 @@ fn cache_key(
     let resource = match resource {
         Resource::Collection if listing => ResourceKey::Collection,
         Resource::Repository(r) if listing => ResourceKey::Repository(r.name.clone()),
-        Resource::Tags(r, _) if listing => ResourceKey::Tags(r.name.clone()),
+        Resource::Tags(r) if listing => ResourceKey::Tags(r.name.clone()),
         _ => return None,
     };
     Some(Key {
@@ -601,7 +601,7 @@ pub fn write_resource<S: Sink>(
     match resource {
         Resource::Collection => hal::collection(sink, snapshot, view, depth),
         Resource::Repository(repo) => hal::repository(sink, repo, view, depth),
-        Resource::Tags(repo, tags) => hal::tags(sink, repo, tags, view, depth),
+        Resource::Tags(repo) => hal::tags(sink, repo, view, depth),
         Resource::Tag(repo, tag) => hal::tag(sink, repo, tag, view),
     }
 }
