@@ -984,7 +984,12 @@ fn base64url(bytes: &[u8]) -> String {
 
 /// An HS256 token with any claims, signed with `secret`.
 fn craft_token(claims: &Value, secret: &str) -> String {
-    let header = base64url(br#"{"alg":"HS256","typ":"JWT"}"#);
+    craft_token_with_header(br#"{"alg":"HS256","typ":"JWT"}"#, claims, secret)
+}
+
+/// A token with any header, HMAC-SHA256-signed with `secret` whatever its `alg` says.
+fn craft_token_with_header(header: &[u8], claims: &Value, secret: &str) -> String {
+    let header = base64url(header);
     let payload = base64url(claims.to_string().as_bytes());
     let signing_input = format!("{header}.{payload}");
     let mac = hmac_sha256::HMAC::mac(signing_input.as_bytes(), secret.as_bytes());
@@ -1002,6 +1007,17 @@ fn data_routes_need_a_valid_token_before_anything_else() {
     let expired = craft_token(&claims(now - 3600), SECRET);
     let forged = craft_token(&claims(now + 3600), "another-secret-another-secret-xx");
     let valid_crafted = craft_token(&claims(now + 3600), SECRET);
+    let hs512 = jwt_simple::prelude::MACLike::authenticate(
+        &jwt_simple::prelude::HS512Key::from_bytes(SECRET.as_bytes()),
+        jwt_simple::prelude::Claims::create(jwt_simple::prelude::Duration::from_secs(3600))
+            .with_subject(USER),
+    )
+    .unwrap();
+    let alg_none = craft_token_with_header(
+        br#"{"alg":"none","typ":"JWT"}"#,
+        &claims(now + 3600),
+        SECRET,
+    );
     for path in [
         "/repositories",
         "/repositories/group%2Fapp",
@@ -1022,6 +1038,14 @@ fn data_routes_need_a_valid_token_before_anything_else() {
             ("Bearer abc".to_string(), "Not enough segments"),
             (format!("Bearer {expired}"), "Token has expired"),
             (format!("Bearer {forged}"), "Signature verification failed"),
+            (
+                format!("Bearer {hs512}"),
+                "The specified alg value is not allowed",
+            ),
+            (
+                format!("Bearer {alg_none}"),
+                "The specified alg value is not allowed",
+            ),
             (
                 basic_auth(USER, PASSWORD),
                 "Bad Authorization header. Expected value 'Bearer <JWT>'",
