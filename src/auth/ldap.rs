@@ -13,10 +13,6 @@ use ldap3::{LdapConn, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOpt
 use super::LoginError;
 use crate::config::{ConfigError, Ldap};
 
-/// Limit for connecting, including StartTLS and the TLS handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Limit for each operation (bind, search) on an open connection.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// The Debian/Ubuntu system bundle; trusted next to `ca_file` so that a server with a
 /// public certificate keeps working when an extra CA is configured.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -40,6 +36,10 @@ pub struct LdapBackend {
     valid_gid: String,
     bind_dn: String,
     bind_password: String,
+    /// `[ldap] timeout`: for connecting (TCP, StartTLS, TLS handshake) and for each
+    /// operation (bind, search) on the open connection, so that a frozen server costs a
+    /// login thread at most this long per round trip.
+    timeout: Duration,
 }
 
 impl LdapBackend {
@@ -63,6 +63,7 @@ impl LdapBackend {
             valid_gid: config.valid_gid.clone(),
             bind_dn: config.bind_dn.clone(),
             bind_password: config.bind_password.clone(),
+            timeout: config.timeout,
         })
     }
 
@@ -91,14 +92,14 @@ impl LdapBackend {
     /// Returns the user's name as the directory writes it (see [`canonical_name`]).
     pub fn login(&self, user: &str, password: &str) -> Result<String, LoginError> {
         let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(CONNECT_TIMEOUT)
+            .set_conn_timeout(self.timeout)
             .set_starttls(self.start_tls);
         if let Some(tls) = &self.tls {
             settings = settings.set_config(Arc::clone(tls));
         }
         settings = settings.set_no_tls_verify(!self.tls_verify);
         let mut conn = LdapConn::with_settings(settings, &self.url)
-            .map_err(|e| unavailable(&format!("cannot connect to {}", self.url), &e))?;
+            .map_err(|e| self.unavailable(&format!("cannot connect to {}", self.url), &e))?;
         let result = self.search_and_bind(&mut conn, user, password);
         let _ = conn.unbind();
         result
@@ -111,16 +112,18 @@ impl LdapBackend {
         password: &str,
     ) -> Result<String, LoginError> {
         if !self.bind_dn.is_empty() {
-            conn.with_timeout(OPERATION_TIMEOUT)
+            conn.with_timeout(self.timeout)
                 .simple_bind(&self.bind_dn, &self.bind_password)
                 .and_then(|r| r.success())
                 // Even rc 49 is the service's fault here, not the user's: 503, not 401.
-                .map_err(|e| unavailable("the [ldap] bind_dn service account cannot bind", &e))?;
+                .map_err(|e| {
+                    self.unavailable("the [ldap] bind_dn service account cannot bind", &e)
+                })?;
         }
         // Two entries are enough to know the answer is ambiguous.
         let search = conn
             .with_search_options(SearchOptions::new().sizelimit(2))
-            .with_timeout(OPERATION_TIMEOUT)
+            .with_timeout(self.timeout)
             .search(
                 &self.base_dn,
                 Scope::Subtree,
@@ -135,7 +138,7 @@ impl LdapBackend {
                     "more than one LDAP entry matches the user".into(),
                 ));
             }
-            Err(e) => return Err(unavailable("the LDAP user search failed", &e)),
+            Err(e) => return Err(self.unavailable("the LDAP user search failed", &e)),
         };
         let entry = match entries.as_slice() {
             [entry] => SearchEntry::construct(entry.clone()),
@@ -158,7 +161,7 @@ impl LdapBackend {
             ));
         }
         match conn
-            .with_timeout(OPERATION_TIMEOUT)
+            .with_timeout(self.timeout)
             .simple_bind(dn, password)
             .and_then(|r| r.success())
         {
@@ -166,8 +169,19 @@ impl LdapBackend {
             Err(LdapError::LdapResult { result }) if result.rc == RC_INVALID_CREDENTIALS => Err(
                 LoginError::BadCredentials(format!("wrong password for {dn}")),
             ),
-            Err(e) => Err(unavailable(&format!("the LDAP bind as {dn} failed"), &e)),
+            Err(e) => Err(self.unavailable(&format!("the LDAP bind as {dn} failed"), &e)),
         }
+    }
+
+    /// The service's fault, for the log; a timeout says which limit ran out.
+    fn unavailable(&self, what: &str, error: &LdapError) -> LoginError {
+        LoginError::Unavailable(match error {
+            LdapError::Timeout { .. } => format!(
+                "{what}: no answer within [ldap] timeout = {:?}",
+                self.timeout
+            ),
+            _ => format!("{what}: {error}"),
+        })
     }
 }
 
@@ -191,10 +205,6 @@ fn canonical_name(entry: &SearchEntry, attribute: &str, typed: &str) -> String {
         .or_else(|| values.iter().find(loosely_equal))
         .or_else(|| values.first())
         .map_or_else(|| typed.to_string(), String::clone)
-}
-
-fn unavailable(what: &str, error: &LdapError) -> LoginError {
-    LoginError::Unavailable(format!("{what}: {error}"))
 }
 
 /// rustls configuration trusting `ca_file` (if any) plus the system bundle (if readable).
@@ -288,6 +298,7 @@ mod tests {
             valid_gid: "5000".into(),
             bind_dn: String::new(),
             bind_password: String::new(),
+            timeout: Duration::from_secs(1),
         }
     }
 
