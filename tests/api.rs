@@ -1143,6 +1143,7 @@ fn repeated_failures_are_rate_limited() {
 }
 
 /// Eight wrong passwords, each claiming another client address, then the right one.
+/// The address rotates in the last of two header lines (a proxy that adds its own line).
 fn rotating_forwarded_for(api: &Api) -> (Vec<u16>, HttpReply) {
     let wrong = basic_auth(USER, "wrong");
     let statuses = (0..8)
@@ -1151,7 +1152,11 @@ fn rotating_forwarded_for(api: &Api) -> (Vec<u16>, HttpReply) {
             api.anonymous(
                 "GET",
                 "/auth_token",
-                &[("Authorization", &wrong), ("X-Forwarded-For", &forwarded)],
+                &[
+                    ("Authorization", &wrong),
+                    ("X-Forwarded-For", "192.0.2.1"),
+                    ("X-Forwarded-For", &forwarded),
+                ],
             )
             .status
         })
