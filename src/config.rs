@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cidr::CidrList;
+
 /// The default config path of the original service.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/gitlab_registry_usage_rest.conf";
 
@@ -56,6 +58,8 @@ pub struct General {
     /// Empty: no `Access-Control-Allow-Origin` header.
     pub cors_origin: String,
     pub auth_backend: AuthBackend,
+    /// Peers whose `X-Forwarded-For` is believed; empty: nobody's.
+    pub trusted_proxies: CidrList,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +79,8 @@ pub struct Ldap {
     /// Empty: anonymous search.
     pub bind_dn: String,
     pub bind_password: String,
+    /// For connecting (TCP, TLS, StartTLS) and for each operation.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -274,8 +280,9 @@ pub fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// `<int> <unit>` or `<int><unit>`; units s/m/h/d/w with their long forms, any case.
-/// A bare number is seconds.
+/// `<int> <unit>` or `<int><unit>`; units s/m/h/d/w with their long forms, any case,
+/// and `ms` (not in the original, for time limits below a second). A bare number is
+/// seconds.
 pub fn parse_duration(value: &str) -> Option<Duration> {
     let v = value.trim();
     let digits_end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
@@ -284,17 +291,18 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     }
     let amount: u64 = v[..digits_end].parse().ok()?;
     let unit = v[digits_end..].trim().to_ascii_lowercase();
-    let seconds_per_unit = match unit.as_str() {
-        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60,
-        "h" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86_400,
-        "w" | "week" | "weeks" => 604_800,
+    let millis_per_unit = match unit.as_str() {
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1,
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        "w" | "week" | "weeks" => 604_800_000,
         _ => return None,
     };
     amount
-        .checked_mul(seconds_per_unit)
-        .map(Duration::from_secs)
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
 }
 
 /// Reads typed values out of the merged INI, naming section, key and value on error.
@@ -347,7 +355,7 @@ impl Reader<'_> {
             _ => Err(self.invalid(
                 section,
                 key,
-                "expected a positive duration such as `90s`, `30 minutes`, `1 hour`, `2 weeks`",
+                "expected a positive duration such as `500ms`, `90s`, `30 minutes`, `1 hour`, `2 weeks`",
             )),
         }
     }
@@ -456,6 +464,17 @@ impl Config {
             tls_key_file: r.path("general", "tls_key_file"),
             cors_origin: r.raw("general", "cors_origin").trim().to_string(),
             auth_backend,
+            trusted_proxies: r.raw("general", "trusted_proxies").parse().map_err(
+                |e: crate::cidr::CidrError| {
+                    r.invalid(
+                        "general",
+                        "trusted_proxies",
+                        &format!(
+                            "entry {e}; expected addresses or CIDR ranges such as 10.0.0.0/8, ::1"
+                        ),
+                    )
+                },
+            )?,
         };
         if general.tls_certificate_file.is_some() != general.tls_key_file.is_some() {
             return Err(ConfigError(
@@ -486,6 +505,7 @@ impl Config {
             tls_verify: r.boolean("ldap", "tls_verify")?,
             bind_dn: r.string("ldap", "bind_dn"),
             bind_password: r.string("ldap", "bind_password"),
+            timeout: r.duration("ldap", "timeout")?,
         };
         for (key, value) in [
             ("username_attribute", &ldap.username_attribute),
@@ -611,6 +631,7 @@ mod tests {
         assert_eq!(c.registry.concurrency, 8);
         assert_eq!(c.registry.page_size, 1000);
         assert_eq!(c.registry.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.ldap.timeout, Duration::from_secs(10));
         assert_eq!(c.general.refresh_interval, Duration::from_secs(3600));
         assert!(c.general.snapshot_file.is_none());
         assert!(check_secret(&c.jwt.secret_key).is_err());
@@ -638,6 +659,7 @@ mod tests {
             ("90", 90),
             ("5 Minutes", 300),
             ("1w", 604_800),
+            ("18446744073709551", 18_446_744_073_709_551),
         ] {
             assert_eq!(
                 parse_duration(text),
@@ -645,7 +667,26 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "h", "1 fortnight", "-1h", "1.5h"] {
+        for (text, millis) in [
+            ("300ms", 300),
+            ("300 Milliseconds", 300),
+            ("1500 msec", 1500),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "h",
+            "1 fortnight",
+            "-1h",
+            "1.5h",
+            "1 mss",
+            "18446744073709552s",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }
@@ -741,6 +782,24 @@ mod tests {
         assert!(check_secret("short").is_err());
         assert!(check_secret(&"ab".repeat(20)).is_err());
         assert!(check_secret("Zq3vN8xK1pL7mW2rT9yB4cF6hJ0dS5gA").is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_ranges() {
+        let (c, _) = Config::parse("").unwrap();
+        assert!(c.general.trusted_proxies.is_empty());
+        let (c, _) =
+            Config::parse("[general]\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 ::1\n").unwrap();
+        assert_eq!(c.general.trusted_proxies.ranges().len(), 3);
+        let err =
+            Config::parse("[general]\ntrusted_proxies = 127.0.0.1, 10.0.0.1/8\n").unwrap_err();
+        assert!(
+            err.0.starts_with(
+                "[general] trusted_proxies = \"127.0.0.1, 10.0.0.1/8\": entry \"10.0.0.1/8\": "
+            ),
+            "{err}"
+        );
+        assert!(err.0.contains("10.0.0.0/8"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod base64;
+pub mod cidr;
 pub mod config;
 pub mod digest;
 pub mod http;

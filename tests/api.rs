@@ -85,6 +85,8 @@ struct Options<'a> {
     snapshot: bool,
     /// Also a user `slow` whose bcrypt cost makes a login take a noticeable time.
     slow_user: bool,
+    /// More `[general]` lines.
+    general: &'a str,
 }
 
 const DEFAULTS: Options<'static> = Options {
@@ -92,6 +94,7 @@ const DEFAULTS: Options<'static> = Options {
     cors: None,
     snapshot: true,
     slow_user: false,
+    general: "",
 };
 
 fn config_text(htpasswd: &std::path::Path, o: &Options<'_>) -> String {
@@ -104,6 +107,7 @@ fn config_text(htpasswd: &std::path::Path, o: &Options<'_>) -> String {
     if let Some(cors) = o.cors {
         text.push_str(&format!("[general]\ncors_origin = {cors}\n"));
     }
+    text.push_str(&format!("[general]\n{}\n", o.general));
     text
 }
 
@@ -249,6 +253,56 @@ fn plain_documents_are_exactly_the_originals_fields() {
         r#"{"name":"broken","size":null,"disk_size":null,"error":"tag list: HTTP 500"}"#
     );
     assert_eq!(api.text("/repositories/empty/tags"), r#"{"count":0}"#);
+    // The tags of a repository whose scan failed are unknown, not missing: 200 as in the
+    // original, with the repository's error.
+    assert_eq!(
+        api.text("/repositories/broken/tags"),
+        r#"{"count":null,"error":"tag list: HTTP 500"}"#
+    );
+}
+
+#[test]
+fn the_tags_of_a_failed_repository_are_a_document_with_its_error() {
+    let api = start(DEFAULTS);
+    let doc = api.json("/repositories/broken/tags?links=true&embed=true");
+    assert_eq!(
+        doc,
+        json!({
+            "count": null,
+            "error": "tag list: HTTP 500",
+            "_links": {
+                "self": {"href": "/repositories/broken/tags"},
+                "up": {"href": "/repositories/broken"}
+            }
+        })
+    );
+    let html = api.get_with("/repositories/broken/tags", &[("Accept", "text/html")]);
+    assert_eq!(html.status, 200);
+    assert!(
+        html.text().contains("tag list: HTTP 500"),
+        "{}",
+        html.text()
+    );
+    // An error next to tags from an earlier scan is shown with them.
+    let mut b = Builder::default();
+    b.add_repository(
+        "stale",
+        Some(vec![ScannedTag {
+            name: "v1".into(),
+            digest: None,
+            layers: vec![LayerRef {
+                digest: "sha256:x".into(),
+                size: 3,
+            }]
+            .into(),
+        }]),
+        Some("manifest stale:v2: HTTP 404".into()),
+    );
+    api.shared.set(Arc::new(b.finish(TIMESTAMP)));
+    assert_eq!(
+        api.text("/repositories/stale/tags"),
+        r#"{"count":1,"error":"manifest stale:v2: HTTP 404"}"#
+    );
 }
 
 #[test]
@@ -357,7 +411,7 @@ fn check_structure(doc: &Value, kind: Kind, depth: u32, links: bool, context: &s
     let has_children = match kind {
         Kind::Collection => true,
         Kind::Repository => doc["name"] != "broken",
-        Kind::Tags => doc["count"] != 0,
+        Kind::Tags => doc["count"].as_u64().is_some_and(|n| n > 0),
         Kind::Tag => false,
     };
     if depth == 0 || !has_children {
@@ -398,6 +452,7 @@ fn every_resource_with_every_embed_depth_and_links_setting() {
         ("/repositories/empty", Kind::Repository),
         ("/repositories/group%2Fapp/tags", Kind::Tags),
         ("/repositories/empty/tags", Kind::Tags),
+        ("/repositories/broken/tags", Kind::Tags),
         ("/repositories/group%2Fapp/tags/v2", Kind::Tag),
     ];
     for (path, kind) in resources {
@@ -575,8 +630,7 @@ fn unknown_resources_are_404_with_the_path_as_in_links() {
             "/repositories/no/such/thing",
             "/repositories/no%2Fsuch%2Fthing",
         ),
-        // Tags of a repository whose scan failed: 404, never a 500.
-        ("/repositories/broken/tags", "/repositories/broken/tags"),
+        // A tag of a repository whose scan failed: 404, never a 500.
         (
             "/repositories/broken/tags/v1",
             "/repositories/broken/tags/v1",
@@ -930,7 +984,12 @@ fn base64url(bytes: &[u8]) -> String {
 
 /// An HS256 token with any claims, signed with `secret`.
 fn craft_token(claims: &Value, secret: &str) -> String {
-    let header = base64url(br#"{"alg":"HS256","typ":"JWT"}"#);
+    craft_token_with_header(br#"{"alg":"HS256","typ":"JWT"}"#, claims, secret)
+}
+
+/// A token with any header, HMAC-SHA256-signed with `secret` whatever its `alg` says.
+fn craft_token_with_header(header: &[u8], claims: &Value, secret: &str) -> String {
+    let header = base64url(header);
     let payload = base64url(claims.to_string().as_bytes());
     let signing_input = format!("{header}.{payload}");
     let mac = hmac_sha256::HMAC::mac(signing_input.as_bytes(), secret.as_bytes());
@@ -948,6 +1007,17 @@ fn data_routes_need_a_valid_token_before_anything_else() {
     let expired = craft_token(&claims(now - 3600), SECRET);
     let forged = craft_token(&claims(now + 3600), "another-secret-another-secret-xx");
     let valid_crafted = craft_token(&claims(now + 3600), SECRET);
+    let hs512 = jwt_simple::prelude::MACLike::authenticate(
+        &jwt_simple::prelude::HS512Key::from_bytes(SECRET.as_bytes()),
+        jwt_simple::prelude::Claims::create(jwt_simple::prelude::Duration::from_secs(3600))
+            .with_subject(USER),
+    )
+    .unwrap();
+    let alg_none = craft_token_with_header(
+        br#"{"alg":"none","typ":"JWT"}"#,
+        &claims(now + 3600),
+        SECRET,
+    );
     for path in [
         "/repositories",
         "/repositories/group%2Fapp",
@@ -968,6 +1038,14 @@ fn data_routes_need_a_valid_token_before_anything_else() {
             ("Bearer abc".to_string(), "Not enough segments"),
             (format!("Bearer {expired}"), "Token has expired"),
             (format!("Bearer {forged}"), "Signature verification failed"),
+            (
+                format!("Bearer {hs512}"),
+                "The specified alg value is not allowed",
+            ),
+            (
+                format!("Bearer {alg_none}"),
+                "The specified alg value is not allowed",
+            ),
             (
                 basic_auth(USER, PASSWORD),
                 "Bad Authorization header. Expected value 'Bearer <JWT>'",
@@ -1062,6 +1140,57 @@ fn repeated_failures_are_rate_limited() {
     assert!(limited.json()["message"].is_string());
     // Data routes do not care.
     assert_eq!(api.get("/repositories").status, 200);
+}
+
+/// Eight wrong passwords, each claiming another client address, then the right one.
+/// The address rotates in the last of two header lines (a proxy that adds its own line).
+fn rotating_forwarded_for(api: &Api) -> (Vec<u16>, HttpReply) {
+    let wrong = basic_auth(USER, "wrong");
+    let statuses = (0..8)
+        .map(|i| {
+            let forwarded = format!("203.0.113.{i}, 198.51.100.{i}");
+            api.anonymous(
+                "GET",
+                "/auth_token",
+                &[
+                    ("Authorization", &wrong),
+                    ("X-Forwarded-For", "192.0.2.1"),
+                    ("X-Forwarded-For", &forwarded),
+                ],
+            )
+            .status
+        })
+        .collect();
+    let right = api.anonymous(
+        "GET",
+        "/auth_token",
+        &[
+            ("Authorization", &basic_auth(USER, PASSWORD)),
+            ("X-Forwarded-For", "198.51.100.200"),
+        ],
+    );
+    (statuses, right)
+}
+
+#[test]
+fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+    // Loopback is not trusted by default: the header does not make a local client many.
+    let api = start(DEFAULTS);
+    let (statuses, right) = rotating_forwarded_for(&api);
+    assert!(
+        statuses.starts_with(&[401, 401, 401, 401, 401]) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+    assert_eq!(right.status, 429, "{}", right.text());
+
+    // Behind a trusted proxy each address (the right-most entry) is a client of its own.
+    let api = start(Options {
+        general: "trusted_proxies = 127.0.0.1/32",
+        ..DEFAULTS
+    });
+    let (statuses, right) = rotating_forwarded_for(&api);
+    assert_eq!(statuses, [401; 8]);
+    assert_eq!(right.status, 200, "{}", right.text());
 }
 
 #[test]

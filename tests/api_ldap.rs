@@ -19,9 +19,13 @@ use support::{basic_auth, http_request, try_http_request_with};
 const SECRET: &str = "Zq3vN8xK1pL7mW2rT9yB4cF6hJ0dS5gA-ldap-tests";
 
 fn serve(slapd: &Slapd, general: &str) -> Running {
+    serve_with(slapd, general, "")
+}
+
+fn serve_with(slapd: &Slapd, general: &str, ldap: &str) -> Running {
     let text = format!(
         "[general]\nsocket_host = 127.0.0.1\nsocket_port = 0\nauth_backend = ldap\n{general}\n\
-         [ldap]\nhost = {}\nbase_dn = {PEOPLE_DN}\nvalid_gid = {VALID_GID}\nca_file = {}\n\
+         [ldap]\nhost = {}\nbase_dn = {PEOPLE_DN}\nvalid_gid = {VALID_GID}\nca_file = {}\n{ldap}\n\
          [jwt]\nsecret_key = {SECRET}\n",
         slapd.ldaps_url,
         slapd.ca_pem.display()
@@ -51,6 +55,13 @@ fn login(base: &str, user: &str, password: &str) -> support::HttpReply {
     )
 }
 
+/// The claims of a JWT (not verified: the service's own tests check signatures).
+fn token_claims(token: &str) -> serde_json::Value {
+    use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder};
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    serde_json::from_slice(&Base64UrlSafeNoPadding::decode_to_vec(payload, None).unwrap()).unwrap()
+}
+
 #[test]
 fn ldap_logins_through_http() {
     let mut slapd = Slapd::start();
@@ -67,6 +78,14 @@ fn ldap_logins_through_http() {
         None,
     );
     assert_eq!(data.status, 200);
+    // Names the directory matches in another spelling get a token for its spelling.
+    for typed in ["ALICE", "alice ", "alice"] {
+        let reply = login(&base, typed, password_of("alice"));
+        assert_eq!(reply.status, 200, "{typed:?}: {}", reply.text());
+        let claims = token_claims(reply.json()["auth_token"].as_str().unwrap());
+        assert_eq!(claims["sub"], "alice", "{typed:?}");
+        assert_eq!(claims["identity"], "alice", "{typed:?}");
+    }
     // Filter metacharacters in a real name are matched literally.
     assert_eq!(login(&base, "d(a)ve*", password_of("d(a)ve*")).status, 200);
     assert_eq!(login(&base, "jürgen", password_of("jürgen")).status, 200);
@@ -100,6 +119,45 @@ fn ldap_logins_through_http() {
         http_request("GET", &format!("{base}/health"), &[], None).status,
         200
     );
+    running.shutdown();
+}
+
+#[test]
+fn a_frozen_ldap_server_makes_logins_503_and_nothing_else_waits() {
+    let slapd = Slapd::start();
+    let running = serve_with(&slapd, "", "timeout = 300ms");
+    let base = format!("http://{}", running.addr);
+    let ok = login(&base, "alice", password_of("alice"));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let bearer = format!("Bearer {}", ok.json()["auth_token"].as_str().unwrap());
+
+    let frozen = slapd.freeze();
+    // Two logins (the most one client may run at once) wait on the frozen server...
+    let logins: Vec<_> = (0..2)
+        .map(|_| {
+            let base = base.clone();
+            std::thread::spawn(move || login(&base, "alice", password_of("alice")))
+        })
+        .collect();
+    // ... while the data routes and /health answer.
+    for path in ["/health", "/repositories", "/repositories?embed=true"] {
+        let reply = http_request(
+            "GET",
+            &format!("{base}{path}"),
+            &[("Authorization", &bearer)],
+            None,
+        );
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    }
+    for login in logins {
+        let reply = login.join().unwrap();
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert!(reply.header("retry-after").is_some());
+    }
+    drop(frozen);
+    // Thawed, the same server is used again.
+    let again = login(&base, "alice", password_of("alice"));
+    assert_eq!(again.status, 200, "{}", again.text());
     running.shutdown();
 }
 

@@ -6,7 +6,7 @@ mod slapd;
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use gitlab_registry_usage_rest::auth::jwt::{TokenError, Tokens};
 use gitlab_registry_usage_rest::auth::{Authenticator, LoginError};
@@ -31,11 +31,11 @@ fn ldap_auth(ldap: &str) -> Authenticator {
     Authenticator::from_config(&config("", ldap)).unwrap()
 }
 
-fn is_bad(result: Result<(), LoginError>) -> bool {
+fn is_bad(result: Result<String, LoginError>) -> bool {
     matches!(result, Err(LoginError::BadCredentials(_)))
 }
 
-fn is_unavailable(result: &Result<(), LoginError>) -> bool {
+fn is_unavailable(result: &Result<String, LoginError>) -> bool {
     matches!(result, Err(LoginError::Unavailable(_)))
 }
 
@@ -45,7 +45,7 @@ fn ldap_login_checks_password_group_and_resists_filter_injection() {
     let auth = Arc::new(ldap_auth(&format!("host = {}", server.ldap_url)));
     let alice = password_of("alice");
 
-    assert_eq!(auth.login("alice", alice), Ok(()));
+    assert_eq!(auth.login("alice", alice), Ok("alice".into()));
     assert!(is_bad(auth.login("alice", "wrong")));
     assert!(
         is_bad(auth.login("alice", "")),
@@ -69,9 +69,29 @@ fn ldap_login_checks_password_group_and_resists_filter_injection() {
         let result = auth.login(injection, alice);
         assert!(is_bad(result.clone()), "{injection:?}: {result:?}");
     }
+    // The directory decides what matches (uid is caseIgnoreMatch with insignificant
+    // spaces), and the login is answered with its spelling of the name.
+    for typed in ["ALICE", "alice ", " Alice", "al  ice"] {
+        let result = auth.login(typed, alice);
+        if typed == "al  ice" {
+            assert!(is_bad(result), "inner spaces are not alice's");
+        } else {
+            assert_eq!(result, Ok("alice".into()), "{typed:?}");
+        }
+    }
+    assert_eq!(
+        auth.login("JÜRGEN", password_of("jürgen")),
+        Ok("jürgen".into())
+    );
     // Real names with filter metacharacters and non-ASCII letters still work.
-    assert_eq!(auth.login("d(a)ve*", password_of("d(a)ve*")), Ok(()));
-    assert_eq!(auth.login("jürgen", password_of("jürgen")), Ok(()));
+    assert_eq!(
+        auth.login("d(a)ve*", password_of("d(a)ve*")),
+        Ok("d(a)ve*".into())
+    );
+    assert_eq!(
+        auth.login("jürgen", password_of("jürgen")),
+        Ok("jürgen".into())
+    );
     assert!(is_bad(auth.login("d(a)ve*", alice)));
 
     // HTTP workers log in concurrently.
@@ -95,7 +115,7 @@ fn ldap_login_checks_password_group_and_resists_filter_injection() {
 
     // Without a gid condition any user found under base_dn may log in.
     let no_gid = ldap_auth(&format!("host = {}\ngid_attribute =", server.ldap_url));
-    assert_eq!(no_gid.login("bob", password_of("bob")), Ok(()));
+    assert_eq!(no_gid.login("bob", password_of("bob")), Ok("bob".into()));
     assert!(is_bad(no_gid.login("*", password_of("bob"))));
 }
 
@@ -130,7 +150,7 @@ fn ldap_tls_verifies_the_server_certificate() {
         let auth = ldap_auth(&settings);
         let result = auth.login("alice", alice);
         if works {
-            assert_eq!(result, Ok(()), "{settings}");
+            assert_eq!(result, Ok("alice".into()), "{settings}");
             assert!(is_bad(auth.login("alice", "wrong")), "{settings}");
         } else {
             let refused_certificate = matches!(&result,
@@ -163,7 +183,7 @@ fn ldap_search_anonymously_or_with_a_service_account() {
     let service = ldap_auth(&format!(
         "host = {host}\nbase_dn = {STAFF_DN}\nbind_dn = {SERVICE_DN}\nbind_password = {SERVICE_PASSWORD}"
     ));
-    assert_eq!(service.login("carol", carol), Ok(()));
+    assert_eq!(service.login("carol", carol), Ok("carol".into()));
     assert!(is_bad(service.login("carol", "wrong")));
     assert!(is_bad(service.login("*", carol)));
 
@@ -176,18 +196,20 @@ fn ldap_search_anonymously_or_with_a_service_account() {
 }
 
 #[test]
-fn ldap_down_or_hanging_is_unavailable_quickly() {
+fn ldap_down_or_hanging_is_unavailable() {
     let mut server = Slapd::start();
     let auth = ldap_auth(&format!("host = {}", server.ldap_url));
-    assert_eq!(auth.login("alice", password_of("alice")), Ok(()));
+    assert_eq!(
+        auth.login("alice", password_of("alice")),
+        Ok("alice".into())
+    );
     server.stop();
-    let start = Instant::now();
     let result = auth.login("alice", password_of("alice"));
     assert!(is_unavailable(&result), "{result:?}");
-    assert!(start.elapsed() < Duration::from_secs(2));
 
     // A server that accepts connections but never answers: the kernel completes the
-    // handshake (listen backlog), nothing ever replies.
+    // handshake (listen backlog), nothing ever replies. `[ldap] timeout` ends the wait
+    // for the LDAP answer (ldap://) or for the TLS handshake (ldaps://).
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let hanging: Vec<_> = [
@@ -197,16 +219,18 @@ fn ldap_down_or_hanging_is_unavailable_quickly() {
     .into_iter()
     .map(|url| {
         std::thread::spawn(move || {
-            let auth = ldap_auth(&format!("host = {url}\ntls_verify = False"));
-            let start = Instant::now();
-            (url, auth.login("alice", "pw"), start.elapsed())
+            let auth = ldap_auth(&format!(
+                "host = {url}\ntls_verify = False\ntimeout = 200ms"
+            ));
+            (url.clone(), auth.login("alice", "pw"))
         })
     })
     .collect();
     for thread in hanging {
-        let (url, result, took) = thread.join().unwrap();
-        assert!(is_unavailable(&result), "{url}: {result:?}");
-        assert!(took < Duration::from_secs(8), "{url}: took {took:?}");
+        let (url, result) = thread.join().unwrap();
+        let timed_out = matches!(&result,
+            Err(LoginError::Unavailable(d)) if d.contains("no answer within [ldap] timeout = 200ms"));
+        assert!(timed_out, "{url}: {result:?}");
     }
     drop(silent);
 }
@@ -267,8 +291,8 @@ fn htpasswd_login() {
         "",
     ))
     .unwrap();
-    assert_eq!(auth.login("alice", "alice pw ä:1"), Ok(()));
-    assert_eq!(auth.login("bob", "bob-pw"), Ok(()));
+    assert_eq!(auth.login("alice", "alice pw ä:1"), Ok("alice".into()));
+    assert_eq!(auth.login("bob", "bob-pw"), Ok("bob".into()));
     assert!(is_bad(auth.login("alice", "bob-pw")));
     assert!(is_bad(auth.login("mallory", "bob-pw")));
     assert!(is_bad(auth.login("alice", "")));
@@ -416,14 +440,21 @@ fn bad_tokens_are_refused_with_the_original_messages() {
         b64(br#"{"typ":"JWT","alg":"none"}"#),
         b64(claims(&valid_exp).as_bytes())
     );
-    assert_eq!(msg(&none), "Signature verification failed");
-    // Another HMAC algorithm with the right secret is still refused.
+    assert_eq!(msg(&none), "The specified alg value is not allowed");
+    // Another HMAC algorithm with the right secret is still refused, in PyJWT's words.
     let hs512 = jwt_simple::prelude::HS512Key::from_bytes(SECRET.as_bytes());
     let claims512 =
         jwt_simple::prelude::Claims::create(jwt_simple::prelude::Duration::from_secs(60))
             .with_subject("alice");
     let token512 = jwt_simple::prelude::MACLike::authenticate(&hs512, claims512).unwrap();
-    assert_eq!(msg(&token512), "Signature verification failed");
+    assert_eq!(msg(&token512), "The specified alg value is not allowed");
+    // The HS256 signature under another alg name is refused for the name.
+    let relabelled = hand_made(
+        r#"{"typ":"JWT","alg":"HS384"}"#,
+        &claims(&valid_exp),
+        SECRET,
+    );
+    assert_eq!(msg(&relabelled), "The specified alg value is not allowed");
 
     // A valid token with its payload swapped for another user's.
     let token = tokens().mint("alice");

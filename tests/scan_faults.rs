@@ -127,7 +127,7 @@ fn a_hanging_manifest_times_out_and_only_its_repository_fails() {
         vec![Reply::tags("slow", Some(&["t"]))],
     );
     fake.on("GET", "/v2/slow/manifests/t", vec![Reply::hang()]);
-    let c = client_with(&fake.url, "request_timeout = 1s\n");
+    let c = client_with(&fake.url, "request_timeout = 200ms\n");
     let report = scan(&c, None, 2).expect("scan as a whole succeeds");
     assert_eq!(sizes(&report.snapshot, "fine"), (Some(10), Some(10), None));
     let (size, disk, error) = sizes(&report.snapshot, "slow");

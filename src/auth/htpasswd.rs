@@ -79,7 +79,9 @@ impl HtpasswdFile {
         Ok(HtpasswdFile { users, dummy_hash })
     }
 
-    pub fn login(&self, user: &str, password: &str) -> Result<(), LoginError> {
+    /// Returns the user name as the file writes it (names are matched exactly, so that
+    /// is `user`).
+    pub fn login(&self, user: &str, password: &str) -> Result<String, LoginError> {
         let (hash, known) = match self.users.get(user) {
             Some(hash) => (hash.as_str(), true),
             None => (self.dummy_hash.as_str(), false),
@@ -88,7 +90,7 @@ impl HtpasswdFile {
         let matches = bcrypt::verify(password, hash)
             .map_err(|e| LoginError::Unavailable(format!("bcrypt verification failed: {e}")))?;
         match (known, matches) {
-            (true, true) => Ok(()),
+            (true, true) => Ok(user.to_string()),
             (true, false) => Err(LoginError::BadCredentials("wrong password".into())),
             (false, _) => Err(LoginError::BadCredentials("unknown user".into())),
         }
@@ -125,7 +127,8 @@ mod tests {
     #[test]
     fn right_wrong_and_unknown() {
         let f = file(&format!("# users\n\n{ALICE}\r\n")).unwrap();
-        assert_eq!(f.login("alice", "alice pw"), Ok(()));
+        assert_eq!(f.login("alice", "alice pw"), Ok("alice".into()));
+        assert!(f.login("ALICE", "alice pw").is_err(), "names match exactly");
         assert!(matches!(
             f.login("alice", "alice pX"),
             Err(LoginError::BadCredentials(_))

@@ -41,6 +41,9 @@ pub const BAD_HEADER: TokenError =
     refused("Bad Authorization header. Expected value 'Bearer <JWT>'");
 pub const NOT_ENOUGH_SEGMENTS: TokenError = refused("Not enough segments");
 pub const BAD_SIGNATURE: TokenError = refused("Signature verification failed");
+/// PyJWT's text for a token whose `alg` is not the one configured (HS512, `none`, RS256
+/// with the secret as a "public key", ...).
+pub const WRONG_ALGORITHM: TokenError = refused("The specified alg value is not allowed");
 pub const EXPIRED: TokenError = refused("Token has expired");
 pub const NOT_YET_VALID: TokenError = refused("The token is not yet valid (nbf)");
 pub const ISSUED_IN_FUTURE: TokenError = refused("The token is not yet valid (iat)");
@@ -148,11 +151,8 @@ impl Tokens {
 /// jwt-simple's errors → the messages of the original (PyJWT / Flask-JWT-Extended).
 fn token_error(error: &jwt_simple::Error) -> TokenError {
     match error.downcast_ref::<JWTError>() {
-        Some(
-            JWTError::AlgorithmMismatch
-            | JWTError::InvalidAuthenticationTag
-            | JWTError::InvalidSignature,
-        ) => BAD_SIGNATURE,
+        Some(JWTError::AlgorithmMismatch) => WRONG_ALGORITHM,
+        Some(JWTError::InvalidAuthenticationTag | JWTError::InvalidSignature) => BAD_SIGNATURE,
         Some(JWTError::TokenHasExpired) => EXPIRED,
         Some(JWTError::TokenNotValidYet) => NOT_YET_VALID,
         Some(JWTError::ClockDrift) => ISSUED_IN_FUTURE,

@@ -13,10 +13,6 @@ use ldap3::{LdapConn, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOpt
 use super::LoginError;
 use crate::config::{ConfigError, Ldap};
 
-/// Limit for connecting, including StartTLS and the TLS handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Limit for each operation (bind, search) on an open connection.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// The Debian/Ubuntu system bundle; trusted next to `ca_file` so that a server with a
 /// public certificate keeps working when an extra CA is configured.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -40,6 +36,10 @@ pub struct LdapBackend {
     valid_gid: String,
     bind_dn: String,
     bind_password: String,
+    /// `[ldap] timeout`: for connecting (TCP, StartTLS, TLS handshake) and for each
+    /// operation (bind, search) on the open connection, so that a frozen server costs a
+    /// login thread at most this long per round trip.
+    timeout: Duration,
 }
 
 impl LdapBackend {
@@ -63,6 +63,7 @@ impl LdapBackend {
             valid_gid: config.valid_gid.clone(),
             bind_dn: config.bind_dn.clone(),
             bind_password: config.bind_password.clone(),
+            timeout: config.timeout,
         })
     }
 
@@ -87,16 +88,18 @@ impl LdapBackend {
 
     /// `user` and `password` are already checked to be non-empty: an empty password
     /// would be an "unauthenticated bind", which many servers answer with success.
-    pub fn login(&self, user: &str, password: &str) -> Result<(), LoginError> {
+    ///
+    /// Returns the user's name as the directory writes it (see [`canonical_name`]).
+    pub fn login(&self, user: &str, password: &str) -> Result<String, LoginError> {
         let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(CONNECT_TIMEOUT)
+            .set_conn_timeout(self.timeout)
             .set_starttls(self.start_tls);
         if let Some(tls) = &self.tls {
             settings = settings.set_config(Arc::clone(tls));
         }
         settings = settings.set_no_tls_verify(!self.tls_verify);
         let mut conn = LdapConn::with_settings(settings, &self.url)
-            .map_err(|e| unavailable(&format!("cannot connect to {}", self.url), &e))?;
+            .map_err(|e| self.unavailable(&format!("cannot connect to {}", self.url), &e))?;
         let result = self.search_and_bind(&mut conn, user, password);
         let _ = conn.unbind();
         result
@@ -107,23 +110,25 @@ impl LdapBackend {
         conn: &mut LdapConn,
         user: &str,
         password: &str,
-    ) -> Result<(), LoginError> {
+    ) -> Result<String, LoginError> {
         if !self.bind_dn.is_empty() {
-            conn.with_timeout(OPERATION_TIMEOUT)
+            conn.with_timeout(self.timeout)
                 .simple_bind(&self.bind_dn, &self.bind_password)
                 .and_then(|r| r.success())
                 // Even rc 49 is the service's fault here, not the user's: 503, not 401.
-                .map_err(|e| unavailable("the [ldap] bind_dn service account cannot bind", &e))?;
+                .map_err(|e| {
+                    self.unavailable("the [ldap] bind_dn service account cannot bind", &e)
+                })?;
         }
         // Two entries are enough to know the answer is ambiguous.
         let search = conn
             .with_search_options(SearchOptions::new().sizelimit(2))
-            .with_timeout(OPERATION_TIMEOUT)
+            .with_timeout(self.timeout)
             .search(
                 &self.base_dn,
                 Scope::Subtree,
                 &self.filter(user),
-                vec!["1.1"],
+                vec![self.username_attribute.as_str()],
             )
             .and_then(|r| r.success());
         let entries = match search {
@@ -133,10 +138,10 @@ impl LdapBackend {
                     "more than one LDAP entry matches the user".into(),
                 ));
             }
-            Err(e) => return Err(unavailable("the LDAP user search failed", &e)),
+            Err(e) => return Err(self.unavailable("the LDAP user search failed", &e)),
         };
-        let dn = match entries.as_slice() {
-            [entry] => SearchEntry::construct(entry.clone()).dn,
+        let entry = match entries.as_slice() {
+            [entry] => SearchEntry::construct(entry.clone()),
             [] => {
                 return Err(LoginError::BadCredentials(
                     "no LDAP entry for the user in the valid group".into(),
@@ -148,6 +153,7 @@ impl LdapBackend {
                 ))
             }
         };
+        let dn = entry.dn.as_str();
         if dn.is_empty() {
             // Binding with an empty DN would be anonymous, whatever the password.
             return Err(LoginError::BadCredentials(
@@ -155,21 +161,50 @@ impl LdapBackend {
             ));
         }
         match conn
-            .with_timeout(OPERATION_TIMEOUT)
-            .simple_bind(&dn, password)
+            .with_timeout(self.timeout)
+            .simple_bind(dn, password)
             .and_then(|r| r.success())
         {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(canonical_name(&entry, &self.username_attribute, user)),
             Err(LdapError::LdapResult { result }) if result.rc == RC_INVALID_CREDENTIALS => Err(
                 LoginError::BadCredentials(format!("wrong password for {dn}")),
             ),
-            Err(e) => Err(unavailable(&format!("the LDAP bind as {dn} failed"), &e)),
+            Err(e) => Err(self.unavailable(&format!("the LDAP bind as {dn} failed"), &e)),
         }
+    }
+
+    /// The service's fault, for the log; a timeout says which limit ran out.
+    fn unavailable(&self, what: &str, error: &LdapError) -> LoginError {
+        LoginError::Unavailable(match error {
+            LdapError::Timeout { .. } => format!(
+                "{what}: no answer within [ldap] timeout = {:?}",
+                self.timeout
+            ),
+            _ => format!("{what}: {error}"),
+        })
     }
 }
 
-fn unavailable(what: &str, error: &LdapError) -> LoginError {
-    LoginError::Unavailable(format!("{what}: {error}"))
+/// The entry's own spelling of the user name: its `username_attribute` value. The
+/// directory matches names by its own rules (for `uid`, `caseIgnoreMatch` with
+/// insignificant spaces, so `ALICE` and `alice ` find alice), and a token must name the
+/// user as the directory does, not as typed. Of several values the one equal to `typed`
+/// wins, then one equal ignoring case and surrounding spaces, then the first. If the
+/// search could match on the attribute but not read it (an ACL), the name as typed is
+/// all there is.
+fn canonical_name(entry: &SearchEntry, attribute: &str, typed: &str) -> String {
+    let values = entry
+        .attrs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
+        .map_or(&[][..], |(_, values)| values.as_slice());
+    let loosely_equal = |v: &&String| v.trim().to_lowercase() == typed.trim().to_lowercase();
+    values
+        .iter()
+        .find(|v| *v == typed)
+        .or_else(|| values.iter().find(loosely_equal))
+        .or_else(|| values.first())
+        .map_or_else(|| typed.to_string(), String::clone)
 }
 
 /// rustls configuration trusting `ca_file` (if any) plus the system bundle (if readable).
@@ -263,6 +298,7 @@ mod tests {
             valid_gid: "5000".into(),
             bind_dn: String::new(),
             bind_password: String::new(),
+            timeout: Duration::from_secs(1),
         }
     }
 
@@ -274,6 +310,27 @@ mod tests {
         );
         assert_eq!(backend("").filter("alice"), "(uid=alice)");
         assert_eq!(backend("").filter("*)(uid=*"), "(uid=\\2a\\29\\28uid=\\2a)");
+    }
+
+    #[test]
+    fn canonical_names_come_from_the_entry() {
+        let entry = |attrs: &[(&str, &[&str])]| SearchEntry {
+            dn: "uid=alice,dc=example,dc=org".into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            bin_attrs: Default::default(),
+        };
+        let alice = entry(&[("uid", &["alice"])]);
+        assert_eq!(canonical_name(&alice, "uid", "ALICE"), "alice");
+        assert_eq!(canonical_name(&alice, "UID", "alice "), "alice");
+        let several = entry(&[("uid", &["a.smith", "Alice", "alice"])]);
+        assert_eq!(canonical_name(&several, "uid", "alice"), "alice");
+        assert_eq!(canonical_name(&several, "uid", "ALICE"), "Alice");
+        assert_eq!(canonical_name(&several, "uid", "asmith"), "a.smith");
+        let unreadable = entry(&[]);
+        assert_eq!(canonical_name(&unreadable, "uid", "ALICE"), "ALICE");
     }
 
     #[test]

@@ -88,9 +88,10 @@ impl Authenticator {
         Ok(Authenticator { backend })
     }
 
-    /// `Ok(())` when `password` is right for `user`. Blocks for up to a few seconds (an
-    /// LDAP round trip or a bcrypt run).
-    pub fn login(&self, user: &str, password: &str) -> Result<(), LoginError> {
+    /// The user's canonical name (as the directory or the file writes it, which may differ
+    /// from `user` in case or spaces) when `password` is right for `user`. Blocks for up
+    /// to `[ldap] timeout` per LDAP round trip, or a bcrypt run.
+    pub fn login(&self, user: &str, password: &str) -> Result<String, LoginError> {
         check_input(user, password)?;
         match &self.backend {
             Backend::Ldap(ldap) => ldap.login(user, password),

@@ -104,6 +104,12 @@ pub const KEYS: &[Key] = &[
         "ldap",
         "Who checks the credentials at /auth_token: ldap or htpasswd.",
     ),
+    key(
+        "general",
+        "trusted_proxies",
+        "",
+        "Reverse proxies (CIDR ranges or addresses, e.g. 127.0.0.1, ::1) whose X-Forwarded-For names the client for the login limiter (empty: the header is ignored).",
+    ),
     original(
         "ldap",
         "host",
@@ -163,6 +169,12 @@ pub const KEYS: &[Key] = &[
         "bind_password",
         "",
         "Password of bind_dn.",
+    ),
+    key(
+        "ldap",
+        "timeout",
+        "10 seconds",
+        "Time limit for connecting to the LDAP server (TCP, TLS, StartTLS) and for each operation; a server that does not answer in time makes the login a 503.",
     ),
     original(
         "jwt",

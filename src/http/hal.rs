@@ -171,21 +171,28 @@ pub fn repository<S: Sink>(s: &mut S, repo: &Repository, view: View<'_>, depth: 
         }
         s.end_links();
     }
-    if let (true, Some(tag_list)) = (depth > 0, &repo.tags) {
+    if depth > 0 && repo.tags.is_some() {
         s.begin_embedded();
         s.begin_embedded_one("related");
-        tags(s, repo, tag_list, view, depth - 1);
+        tags(s, repo, view, depth - 1);
         s.end_embedded_one();
         s.end_embedded();
     }
     s.end();
 }
 
-/// A repository's tags collection: the count; links to each tag; embedded tags.
-pub fn tags<S: Sink>(s: &mut S, repo: &Repository, tag_list: &[Tag], view: View<'_>, depth: u8) {
+/// A repository's tags collection: the count; links to each tag; embedded tags. When
+/// the repository's scan failed it has the repository's `error` too, and with no tags
+/// known (the first scan of it failed) the count is null: the original answered such a
+/// collection with 200 and clients rely on that, so it is not a 404.
+pub fn tags<S: Sink>(s: &mut S, repo: &Repository, view: View<'_>, depth: u8) {
     let href = Href::tags(view.base, &repo.name);
+    let tag_list = repo.tags.as_deref().unwrap_or_default();
     s.begin(&href);
-    s.u64_field("count", Some(tag_list.len() as u64));
+    s.u64_field("count", repo.tags.as_ref().map(|t| t.len() as u64));
+    if let Some(error) = &repo.error {
+        s.str_field("error", error);
+    }
     if view.links {
         s.begin_links();
         s.link("self", &href, None);

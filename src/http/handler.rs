@@ -8,12 +8,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::jwt::TokenError;
 use crate::auth::{basic::parse_basic, LoginError};
+use crate::cidr::CidrList;
 use crate::snapshot::Snapshot;
 
 use super::cache::{Body, ETag, Key, Rendered, ResourceKey};
@@ -150,19 +151,39 @@ pub struct LoginRequest {
     _slot: InFlightSlot,
 }
 
-/// The client's address for the login limiter. Behind a reverse proxy on the same host
-/// every connection comes from loopback, which would make all users share one failure
-/// count; so for loopback peers the last `X-Forwarded-For` entry (the one the proxy
-/// appended) is used. A remote peer cannot choose its address this way.
-pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
-    if !peer.is_loopback() {
+/// The client's address for the login limiter. Behind a reverse proxy every connection
+/// comes from the proxy, which would make all users share one failure count; so for a
+/// peer in `[general] trusted_proxies` the `X-Forwarded-For` chain is read from the right
+/// (each proxy appends the address it got the request from), and the first address that
+/// is not itself a trusted proxy is the client. Entries left of it were written by the
+/// client and are never believed, and an untrusted peer is its own address whatever it
+/// sends: otherwise a client rotating the header would never be slowed down.
+pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted: &CidrList) -> IpAddr {
+    if !trusted.contains(peer) {
         return peer;
     }
-    forwarded_for
-        .and_then(|v| v.rsplit(',').next())
-        .map(|last| last.trim().trim_start_matches('[').trim_end_matches(']'))
-        .and_then(|last| last.parse().ok())
-        .unwrap_or(peer)
+    let mut client = peer;
+    for entry in forwarded_for.unwrap_or("").rsplit(',') {
+        // Garbage ends the chain: what stands left of it cannot be checked either.
+        let Some(ip) = forwarded_address(entry.trim()) else {
+            break;
+        };
+        client = ip;
+        if !trusted.contains(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: an address, `[v6]`, or either with a port (some proxies
+/// append one).
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 /// Counts the logins running per client (IPv6 per /64, as the limiter counts).
@@ -311,7 +332,11 @@ impl App {
                 .header("WWW-Authenticate", BASIC_CHALLENGE),
             );
         };
-        let client = client_address(rq.peer, rq.forwarded_for);
+        let client = client_address(
+            rq.peer,
+            rq.forwarded_for,
+            &self.config.general.trusted_proxies,
+        );
         if let Err(wait) = self.limiter.check(client) {
             crate::log!(
                 info,
@@ -363,16 +388,18 @@ impl App {
         } = request;
         let user_log = for_log(&user);
         match self.auth.login(&user, &password) {
-            Ok(()) => {
+            Ok(name) => {
                 self.limiter.record_success(client);
                 crate::log!(
                     info,
                     "login",
                     user = user_log,
+                    identity = for_log(&name),
                     client = client,
                     outcome = "ok"
                 );
-                let token = self.tokens.mint(&user);
+                // The directory's spelling: `ALICE` and `alice ` are alice.
+                let token = self.tokens.mint(&name);
                 let mut out = Vec::with_capacity(token.len() + 20);
                 out.extend_from_slice(b"{\"auth_token\":");
                 write_json_string(&mut out, &token);
@@ -580,7 +607,7 @@ fn cache_key(
     let resource = match resource {
         Resource::Collection if listing => ResourceKey::Collection,
         Resource::Repository(r) if listing => ResourceKey::Repository(r.name.clone()),
-        Resource::Tags(r, _) if listing => ResourceKey::Tags(r.name.clone()),
+        Resource::Tags(r) if listing => ResourceKey::Tags(r.name.clone()),
         _ => return None,
     };
     Some(Key {
@@ -603,7 +630,7 @@ pub fn write_resource<S: Sink>(
     match resource {
         Resource::Collection => hal::collection(sink, snapshot, view, depth),
         Resource::Repository(repo) => hal::repository(sink, repo, view, depth),
-        Resource::Tags(repo, tags) => hal::tags(sink, repo, tags, view, depth),
+        Resource::Tags(repo) => hal::tags(sink, repo, view, depth),
         Resource::Tag(repo, tag) => hal::tag(sink, repo, tag, view),
     }
 }
@@ -614,20 +641,61 @@ mod tests {
     use std::net::Ipv4Addr;
 
     #[test]
-    fn client_address_trusts_forwarded_for_only_from_loopback() {
-        let remote: IpAddr = "192.0.2.7".parse().unwrap();
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        assert_eq!(client_address(remote, Some("10.0.0.1")), remote);
-        assert_eq!(client_address(local, None), local);
+        let nobody = CidrList::default();
+        // Not even loopback is trusted by default.
+        assert_eq!(client_address(local, Some("10.0.0.1"), &nobody), local);
+        let proxies: CidrList = "127.0.0.1, 10.0.0.0/8, 2001:db8::/64".parse().unwrap();
+        let remote = ip("192.0.2.7");
+        assert_eq!(client_address(remote, Some("10.0.0.1"), &proxies), remote);
+        assert_eq!(client_address(local, None, &proxies), local);
+        assert_eq!(client_address(local, Some(""), &proxies), local);
         assert_eq!(
-            client_address(local, Some("1.2.3.4, 10.0.0.9")),
-            "10.0.0.9".parse::<IpAddr>().unwrap()
+            client_address(local, Some("1.2.3.4, 198.51.100.9"), &proxies),
+            ip("198.51.100.9")
+        );
+        // Proxies in the chain are skipped; what the client wrote left of them is not read.
+        assert_eq!(
+            client_address(
+                local,
+                Some("1.2.3.4, 198.51.100.9, 10.1.1.1, 10.2.2.2"),
+                &proxies
+            ),
+            ip("198.51.100.9")
+        );
+        // Only proxies: the left-most of them is as far as anything can be checked.
+        assert_eq!(
+            client_address(local, Some("10.1.1.1, 10.2.2.2"), &proxies),
+            ip("10.1.1.1")
         );
         assert_eq!(
-            client_address(local, Some("[2001:db8::1]")),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
+            client_address(local, Some("garbage, 10.2.2.2"), &proxies),
+            ip("10.2.2.2")
         );
-        assert_eq!(client_address(local, Some("garbage")), local);
+        assert_eq!(client_address(local, Some("garbage"), &proxies), local);
+        for (header, client) in [
+            ("[2001:db9::1]", "2001:db9::1"),
+            ("[2001:db9::1]:443", "2001:db9::1"),
+            ("198.51.100.9:5678", "198.51.100.9"),
+            ("2001:db9::1", "2001:db9::1"),
+        ] {
+            assert_eq!(
+                client_address(local, Some(header), &proxies),
+                ip(client),
+                "{header}"
+            );
+        }
+        // A trusted IPv6 proxy, and a dual-stack listener's form of a trusted IPv4 one.
+        assert_eq!(
+            client_address(ip("2001:db8::5"), Some("198.51.100.9"), &proxies),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            client_address(ip("::ffff:127.0.0.1"), Some("198.51.100.9"), &proxies),
+            ip("198.51.100.9")
+        );
     }
 
     #[test]

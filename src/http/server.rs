@@ -578,7 +578,10 @@ fn incoming(request: &Request) -> Incoming<'_> {
         } else if h.field.equiv("If-None-Match") {
             &mut rq.if_none_match
         } else if h.field.equiv("X-Forwarded-For") {
-            &mut rq.forwarded_for
+            // The last one: a proxy that adds its own header line instead of appending
+            // to the client's puts it after the client's.
+            rq.forwarded_for = Some(h.value.as_str());
+            continue;
         } else {
             continue;
         };

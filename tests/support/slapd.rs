@@ -117,6 +117,37 @@ impl Slapd {
     pub fn stop(&mut self) {
         self.guard.kill();
     }
+
+    /// Freeze slapd (SIGSTOP) until the returned guard drops (SIGCONT), so that a
+    /// failing test never leaves it stopped. The kernel still completes TCP handshakes
+    /// from its listen backlog; nothing is ever answered.
+    pub fn freeze(&self) -> Frozen {
+        let pid = libc::pid_t::try_from(self.guard.child.id()).expect("a pid");
+        signal(pid, libc::SIGSTOP);
+        Frozen { pid }
+    }
+}
+
+/// A slapd stopped with SIGSTOP; dropping this sends SIGCONT.
+pub struct Frozen {
+    pid: libc::pid_t,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.pid, libc::SIGCONT);
+    }
+}
+
+fn signal(pid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill(2) with a pid this harness spawned and still owns (not yet reaped).
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// True when every port accepts connections; false when slapd exits first (e.g. a port
