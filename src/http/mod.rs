@@ -18,6 +18,9 @@ mod router;
 mod server;
 mod token_cache;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use crate::auth::jwt::Tokens;
