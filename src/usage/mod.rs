@@ -72,7 +72,9 @@ impl Usage {
     /// Builds the index of `snapshot`.
     pub fn of(snapshot: &Snapshot) -> Usage {
         let repos = &snapshot.repositories;
-        let blobs = &snapshot.blobs;
+        // The sizes alone, densely: the walks below read them in layer order, which jumps
+        // around the blob table (a quarter of its bytes, so far fewer cache misses).
+        let sizes: Vec<u64> = snapshot.blobs.iter().map(|b| b.size).collect();
         let namespaces::Tree { mut list, home } = namespaces::tree(snapshot);
 
         let mut tag_start = Vec::with_capacity(repos.len() + 1);
@@ -83,7 +85,7 @@ impl Usage {
         }
         tag_start.push(total_tags);
 
-        let mut blob_tags = vec![0u32; blobs.len()];
+        let mut blob_tags = vec![0u32; sizes.len()];
         for tag in repos.iter().flat_map(|r| r.tags.iter().flatten()) {
             for &l in tag.layers.iter() {
                 blob_tags[l as usize] = blob_tags[l as usize].saturating_add(1);
@@ -96,7 +98,7 @@ impl Usage {
                 t.layers
                     .iter()
                     .filter(|&&l| blob_tags[l as usize] == 1)
-                    .map(|&l| blobs[l as usize].size)
+                    .map(|&l| sizes[l as usize])
                     .sum()
             })
             .collect();
@@ -111,10 +113,10 @@ impl Usage {
         walk.sort_by(|&a, &b| {
             namespaces::tree_order(&repos[a as usize].name, &repos[b as usize].name)
         });
-        let mut seen = vec![0u32; blobs.len()];
-        let mut last_home = vec![NONE; blobs.len()];
-        let mut covering = vec![NONE; blobs.len()];
-        let mut blob_repositories = vec![0u32; blobs.len()];
+        let mut seen = vec![0u32; sizes.len()];
+        let mut last_home = vec![NONE; sizes.len()];
+        let mut covering = vec![NONE; sizes.len()];
+        let mut blob_repositories = vec![0u32; sizes.len()];
         let mut repositories = vec![RepositoryUsage::default(); repos.len()];
         let mut dedup = vec![0u64; list.len()];
         for (step, &r) in walk.iter().enumerate() {
@@ -127,7 +129,7 @@ impl Usage {
                         continue;
                     }
                     seen[l] = stamp;
-                    let size = blobs[l].size;
+                    let size = sizes[l];
                     repositories[r as usize].deduplicated_size += size;
                     if h != NONE {
                         dedup[h as usize] = dedup[h as usize].wrapping_add(size);
@@ -157,7 +159,7 @@ impl Usage {
                     if seen[l] != stamp {
                         seen[l] = stamp;
                         if blob_repositories[l] == 1 {
-                            repositories[r].exclusive_size += blobs[l].size;
+                            repositories[r].exclusive_size += sizes[l];
                         }
                     }
                 }
@@ -167,16 +169,17 @@ impl Usage {
         let mut exclusive = vec![0u64; list.len()];
         for (l, &c) in covering.iter().enumerate() {
             if c != NONE {
-                exclusive[c as usize] += blobs[l].size;
+                exclusive[c as usize] += sizes[l];
             }
         }
         drop(covering);
-        let deduplicated_size = blobs
+        let deduplicated_size = sizes
             .iter()
             .zip(blob_tags.iter())
             .filter(|(_, &n)| n > 0)
-            .map(|(b, _)| b.size)
+            .map(|(size, _)| size)
             .sum();
+        drop(sizes);
 
         // Each repository's plain numbers go to its home namespace, then every
         // namespace's own numbers are added to its parent, deepest first.
