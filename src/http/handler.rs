@@ -560,17 +560,22 @@ impl App {
         options: &Options,
         html: bool,
     ) -> (Body, ETag) {
+        let numbers = Numbers {
+            snapshot: &current.snapshot,
+            usage: &current.usage,
+            namespaces: &self.bases[2],
+        };
         let render = |capacity: usize| {
-            let view = self.view(current, resource, collection, options);
+            let view = self.view(numbers, resource, collection, options);
             let listing = listing(current, resource, options);
             let listing = listing.as_ref();
             let bytes = if html {
                 let mut sink = Html::with_capacity(capacity + 1024);
-                write_resource(&mut sink, current, resource, view, options.depth, listing);
+                write_resource(&mut sink, numbers, resource, view, options.depth, listing);
                 sink.into_bytes()
             } else {
                 let mut sink = Json::with_capacity(capacity);
-                write_resource(&mut sink, current, resource, view, options.depth, listing);
+                write_resource(&mut sink, numbers, resource, view, options.depth, listing);
                 sink.into_bytes()
             };
             let etag = ETag::of(&bytes);
@@ -603,7 +608,7 @@ impl App {
     /// parameter was given, so that every other answer stays the original's.
     fn view<'a>(
         &'a self,
-        current: &'a Current,
+        numbers: Numbers<'a>,
         resource: Resource<'_>,
         collection: Collection,
         options: &Options,
@@ -612,11 +617,7 @@ impl App {
         View {
             base: self.base(collection),
             links: options.links,
-            usage: (namespaced || options.list.is_set()).then_some(Numbers {
-                snapshot: &current.snapshot,
-                usage: &current.usage,
-                namespaces: &self.bases[2],
-            }),
+            usage: (namespaced || options.list.is_set()).then_some(numbers),
         }
     }
 }
@@ -715,19 +716,14 @@ fn cache_key(
 /// Renders one resource (with what it embeds) into `sink`.
 pub fn write_resource<S: Sink>(
     sink: &mut S,
-    current: &Current,
+    numbers: Numbers<'_>,
     resource: Resource<'_>,
     view: View<'_>,
     depth: u8,
     listing: Option<&Listing>,
 ) {
-    let numbers = Numbers {
-        snapshot: &current.snapshot,
-        usage: &current.usage,
-        namespaces: view.usage.map_or("", |n| n.namespaces),
-    };
     match resource {
-        Resource::Collection => hal::collection(sink, &current.snapshot, view, depth, listing),
+        Resource::Collection => hal::collection(sink, numbers.snapshot, view, depth, listing),
         Resource::Repository(repo) => hal::repository(sink, repo, view, depth, listing),
         Resource::Tags(repo) => hal::tags(sink, repo, view, depth, listing),
         Resource::Tag(repo, tag) => hal::tag(sink, repo, tag, view),

@@ -2,13 +2,15 @@
 //! auth, plus `/auth_token` to get a token and `/health` for orchestrators.
 //!
 //! Layout, following a request: `server` (tiny_http threads, writing responses) →
-//! `handler` (what each request gets, auth first) → `router` (path, query, headers →
-//! a resource of the snapshot) → `hal` / `html` (the documents) with `cache` (ETags and
-//! the large rendered documents) and `crate::percent` (URL encoding).
+//! `router` (the request parsed once: route, options, format, conditional) → `handler`
+//! (what each request gets, auth first; a resource of the snapshot or of the usage index)
+//! → `hal` / `html` (the documents) with `cache` (ETags and the rendered documents that
+//! list something) and `crate::percent` (URL encoding).
 //!
-//! Handlers only read: they clone the current `Arc<Snapshot>` and never hold a lock while
-//! a response is written. `/auth_token` is the only route that talks to the outside (LDAP
-//! or the htpasswd check), and it runs on its own threads.
+//! Handlers only read: they clone the current `Arc<Current>` (a snapshot and its usage
+//! index) and never hold a lock while a response is written. `/auth_token` is the only
+//! route that talks to the outside (LDAP or the htpasswd check), and it runs on its own
+//! threads.
 
 mod cache;
 mod hal;

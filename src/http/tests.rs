@@ -433,3 +433,39 @@ fn answers_are_cached_per_form_and_html_shows_units() {
     assert!(html.contains("exclusive_size"), "{html}");
     assert!(html.contains("<a href=\"/repositories/g%2Fa\">"), "{html}");
 }
+
+#[test]
+fn namespace_routes_have_etags_methods_and_the_token_check() {
+    let f = fixture();
+    let first = f.reply("/namespaces/g?embed=1", None);
+    let etag = first.etag.unwrap();
+    let request = |method, target, if_none_match| Incoming {
+        method,
+        target,
+        authorization: Some(&f.bearer),
+        accept: None,
+        if_none_match,
+        forwarded_for: None,
+        peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let status = |rq: Incoming<'_>| match f.app.handle(&rq) {
+        Outcome::Reply(r) => (r.status, r.headers),
+        Outcome::Login(_) => panic!("not a login"),
+    };
+    let (code, _) = status(request(
+        Method::Get,
+        "/namespaces/g?embed=1",
+        Some(etag.as_str()),
+    ));
+    assert_eq!(code, 304);
+    assert_eq!(status(request(Method::Head, "/namespaces", None)).0, 200);
+    let (code, headers) = status(request(Method::Post, "/namespaces/g", None));
+    assert_eq!(code, 405);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| *k == "Allow" && v == "GET, HEAD, OPTIONS"));
+    assert_eq!(
+        status(request(Method::Options, "/namespaces/g", None)).0,
+        204
+    );
+}

@@ -21,12 +21,14 @@
 
 pub mod namespaces;
 pub mod order;
+pub mod report;
 
 use std::collections::HashMap;
 
 use crate::snapshot::Snapshot;
 
-use namespaces::{Namespace, NONE};
+pub use namespaces::Namespace;
+use namespaces::NONE;
 use order::{ListOptions, Orders, Selection, SortKey};
 
 /// A repository's numbers beyond `size` and `disk_size` (both 0 when its tags are unknown).
@@ -70,7 +72,9 @@ impl Usage {
     /// Builds the index of `snapshot`.
     pub fn of(snapshot: &Snapshot) -> Usage {
         let repos = &snapshot.repositories;
-        let blobs = &snapshot.blobs;
+        // The sizes alone, densely: the walks below read them in layer order, which jumps
+        // around the blob table (a quarter of its bytes, so far fewer cache misses).
+        let sizes: Vec<u64> = snapshot.blobs.iter().map(|b| b.size).collect();
         let namespaces::Tree { mut list, home } = namespaces::tree(snapshot);
 
         let mut tag_start = Vec::with_capacity(repos.len() + 1);
@@ -81,7 +85,7 @@ impl Usage {
         }
         tag_start.push(total_tags);
 
-        let mut blob_tags = vec![0u32; blobs.len()];
+        let mut blob_tags = vec![0u32; sizes.len()];
         for tag in repos.iter().flat_map(|r| r.tags.iter().flatten()) {
             for &l in tag.layers.iter() {
                 blob_tags[l as usize] = blob_tags[l as usize].saturating_add(1);
@@ -94,7 +98,7 @@ impl Usage {
                 t.layers
                     .iter()
                     .filter(|&&l| blob_tags[l as usize] == 1)
-                    .map(|&l| blobs[l as usize].size)
+                    .map(|&l| sizes[l as usize])
                     .sum()
             })
             .collect();
@@ -109,10 +113,10 @@ impl Usage {
         walk.sort_by(|&a, &b| {
             namespaces::tree_order(&repos[a as usize].name, &repos[b as usize].name)
         });
-        let mut seen = vec![0u32; blobs.len()];
-        let mut last_home = vec![NONE; blobs.len()];
-        let mut covering = vec![NONE; blobs.len()];
-        let mut blob_repositories = vec![0u32; blobs.len()];
+        let mut seen = vec![0u32; sizes.len()];
+        let mut last_home = vec![NONE; sizes.len()];
+        let mut covering = vec![NONE; sizes.len()];
+        let mut blob_repositories = vec![0u32; sizes.len()];
         let mut repositories = vec![RepositoryUsage::default(); repos.len()];
         let mut dedup = vec![0u64; list.len()];
         for (step, &r) in walk.iter().enumerate() {
@@ -125,7 +129,7 @@ impl Usage {
                         continue;
                     }
                     seen[l] = stamp;
-                    let size = blobs[l].size;
+                    let size = sizes[l];
                     repositories[r as usize].deduplicated_size += size;
                     if h != NONE {
                         dedup[h as usize] = dedup[h as usize].wrapping_add(size);
@@ -155,7 +159,7 @@ impl Usage {
                     if seen[l] != stamp {
                         seen[l] = stamp;
                         if blob_repositories[l] == 1 {
-                            repositories[r].exclusive_size += blobs[l].size;
+                            repositories[r].exclusive_size += sizes[l];
                         }
                     }
                 }
@@ -165,16 +169,17 @@ impl Usage {
         let mut exclusive = vec![0u64; list.len()];
         for (l, &c) in covering.iter().enumerate() {
             if c != NONE {
-                exclusive[c as usize] += blobs[l].size;
+                exclusive[c as usize] += sizes[l];
             }
         }
         drop(covering);
-        let deduplicated_size = blobs
+        let deduplicated_size = sizes
             .iter()
             .zip(blob_tags.iter())
             .filter(|(_, &n)| n > 0)
-            .map(|(b, _)| b.size)
+            .map(|(size, _)| size)
             .sum();
+        drop(sizes);
 
         // Each repository's plain numbers go to its home namespace, then every
         // namespace's own numbers are added to its parent, deepest first.
@@ -201,18 +206,32 @@ impl Usage {
         let mut deepest_first: Vec<u32> = (0..list.len() as u32).collect();
         deepest_first.sort_by_key(|&n| std::cmp::Reverse(list[n as usize].depth));
         for &n in &deepest_first {
-            let child = list[n as usize].clone();
-            if child.parent == NONE {
+            let c = &list[n as usize];
+            if c.parent == NONE {
                 continue;
             }
-            let p = &mut list[child.parent as usize];
-            p.size += child.size;
-            p.disk_size += child.disk_size;
-            p.deduplicated_size = p.deduplicated_size.wrapping_add(child.deduplicated_size);
-            p.exclusive_size += child.exclusive_size;
-            p.repository_count += child.repository_count;
-            p.tag_count += child.tag_count;
-            p.failed_repository_count += child.failed_repository_count;
+            let (parent, numbers) = (
+                c.parent as usize,
+                [
+                    c.size,
+                    c.disk_size,
+                    c.deduplicated_size,
+                    c.exclusive_size,
+                    c.repository_count,
+                    c.tag_count,
+                    c.failed_repository_count,
+                ],
+            );
+            let p = &mut list[parent];
+            p.size += numbers[0];
+            p.disk_size += numbers[1];
+            // Wrapping: the subtrahends of the deduplicated sums may come before their
+            // addends; the final sums are exact.
+            p.deduplicated_size = p.deduplicated_size.wrapping_add(numbers[2]);
+            p.exclusive_size += numbers[3];
+            p.repository_count += numbers[4];
+            p.tag_count += numbers[5];
+            p.failed_repository_count += numbers[6];
         }
         drop(deepest_first);
 

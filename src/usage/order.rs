@@ -22,6 +22,7 @@ pub enum SortKey {
 }
 
 impl SortKey {
+    /// Every key; those of repositories first (see `REPOSITORY_KEYS`).
     const ALL: [SortKey; 8] = [
         SortKey::Name,
         SortKey::Size,
@@ -59,15 +60,9 @@ pub const TAG_KEYS: &[SortKey] = &[
     SortKey::DiskSize,
     SortKey::ExclusiveSize,
 ];
-/// `/repositories`, and a namespace's children (namespaces and repositories together).
-pub const REPOSITORY_KEYS: &[SortKey] = &[
-    SortKey::Name,
-    SortKey::Size,
-    SortKey::DiskSize,
-    SortKey::DeduplicatedSize,
-    SortKey::ExclusiveSize,
-    SortKey::TagCount,
-];
+/// `/repositories`, and a namespace's children (namespaces and repositories together):
+/// every key but the two counts only namespaces have.
+pub const REPOSITORY_KEYS: &[SortKey] = SortKey::ALL.split_at(6).0;
 /// `/namespaces`.
 pub const NAMESPACE_KEYS: &[SortKey] = &SortKey::ALL;
 
