@@ -433,3 +433,48 @@ fn a_full_disk_keeps_the_new_scan_in_memory_logs_one_line_and_the_old_file_intac
     });
     assert_eq!(temporaries(disk.path()), Vec::<String>::new());
 }
+
+#[test]
+fn start_up_removes_the_temporaries_no_process_holds_locked_whatever_their_pid() {
+    use std::os::fd::AsRawFd as _;
+    let dir = TempDir::new("crash-stale");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let file = state.join("snapshot.json");
+    let touch = |name: &str| {
+        let path = state.join(name);
+        std::fs::write(&path, b"{\"format\":").unwrap();
+        path
+    };
+    // A writer in another process (this test) holds its file locked, as the service does
+    // while it writes: kept, although its pid is not the service's.
+    let writing = touch(".snapshot.json.tmp.4000000");
+    let writer = std::fs::File::open(&writing).unwrap();
+    // SAFETY: flock on a descriptor `writer` owns.
+    assert_eq!(unsafe { libc::flock(writer.as_raw_fd(), libc::LOCK_EX) }, 0);
+    // Not locked, though its pid (this test's) is alive: stale, removed.
+    let stale = touch(&format!(".snapshot.json.tmp.{}", std::process::id()));
+    // Another file's temporary and a look-alike: not the service's to remove.
+    let other = touch(".other.json.tmp.1");
+    let look_alike = touch(".snapshot.json.tmp.1.bak");
+
+    let port = free_port();
+    // Nothing listens on port 9 of 127.0.0.1: the scan fails, start-up is what counts.
+    let conf = write_config(dir.path(), "http://127.0.0.1:9/", port, &file);
+    let log = dir.path().join("service.log");
+    let mut service = start_service(&conf, &log);
+    wait_for("the service to listen", &mut service, &log, || {
+        health(port) != 0
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!stale.exists(), "{text}");
+    assert!(writing.exists() && other.exists() && look_alike.exists());
+    let removed = lines_with(&text, "removed a temporary snapshot file");
+    assert_eq!(removed.len(), 1, "{text}");
+    assert!(
+        removed[0].contains(&format!("file={}", stale.display())),
+        "{text}"
+    );
+    assert!(text.contains("no snapshot file yet"), "{text}");
+    drop(writer);
+}
