@@ -29,8 +29,9 @@ pub struct Refresh {
 /// First delay after a failed scan; doubled per further failure, capped at the interval.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 
-/// Load the snapshot file, if configured, so the service can serve at once.
-/// A missing, corrupt or foreign file is logged and ignored.
+/// Load the snapshot file, if configured, so the service can serve at once, after
+/// removing the temporary files a killed service left beside it. A missing, corrupt or
+/// foreign file is logged and ignored.
 pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
     for (file, outcome) in snapshot::remove_stale_temporaries(path) {
         match outcome {
@@ -47,14 +48,6 @@ pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
             ),
         }
     }
-    if !path.exists() {
-        crate::log!(
-            info,
-            "no snapshot file yet; serving after the first scan",
-            file = path.display()
-        );
-        return;
-    }
     match snapshot::load(path) {
         Ok(s) => {
             crate::log!(
@@ -67,6 +60,11 @@ pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
             );
             shared.set(Arc::new(s));
         }
+        Err(snapshot::LoadError::NotFound(_)) => crate::log!(
+            info,
+            "no snapshot file yet; serving after the first scan",
+            file = path.display()
+        ),
         Err(e) => crate::log!(warn, "ignoring the snapshot file", error = e),
     }
     crate::memory::release();
