@@ -519,6 +519,14 @@ fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
     }
 }
 
+/// Whether `flock` failed because the file system has no locks.
+fn locks_unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOLCK) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+    )
+}
+
 /// Whether `path` still names the file `file` has open (a clean-up may have removed it
 /// between the open and the lock).
 fn still_named(file: &std::fs::File, path: &Path) -> std::io::Result<bool> {
@@ -550,7 +558,13 @@ fn create_locked(tmp: &Path) -> std::io::Result<std::fs::File> {
     // A clean-up holds its lock for the moment it takes to remove a file: a few tries.
     for _ in 0..50 {
         let file = open_no_follow(tmp, true)?;
-        if try_lock(&file)? && still_named(&file, tmp)? {
+        let locked = match try_lock(&file) {
+            // A file system without locks (an NFS mount with `nolock`): write all the
+            // same; clean-ups there cannot tell a stale file and leave them all.
+            Err(e) if locks_unsupported(&e) => true,
+            other => other?,
+        };
+        if locked && still_named(&file, tmp)? {
             file.set_len(0)?;
             return Ok(file);
         }
