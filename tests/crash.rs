@@ -133,7 +133,7 @@ fn temporaries(dir: &Path) -> Vec<String> {
 }
 
 /// xorshift64*: enough randomness to spread the kills; the seed is printed (and taken
-/// from CRASH_SEED) so a failing sequence can be replayed.
+/// from CRASH_SEED) so a failing run's kill delays can be drawn again.
 struct Rng(u64);
 
 impl Rng {
@@ -230,13 +230,16 @@ fn sigkill_while_writing_the_snapshot_file_leaves_the_old_or_the_new_one_and_no_
             !text.contains("ignoring the snapshot file"),
             "run {run}:\n{text}"
         );
-        if let Some((_, _, timestamp)) = &old {
-            let field = format!("timestamp={timestamp}");
-            assert!(
-                text.lines().any(|l| l.contains("loaded snapshot file")
-                    && l.split_whitespace().any(|f| f == field)),
-                "run {run}: loaded the file of {field}:\n{text}"
-            );
+        match &old {
+            Some((_, _, timestamp)) => {
+                let field = format!("timestamp={timestamp}");
+                assert!(
+                    text.lines().any(|l| l.contains("loaded snapshot file")
+                        && l.split_whitespace().any(|f| f == field)),
+                    "run {run}: loaded the file of {field}:\n{text}"
+                );
+            }
+            None => assert!(text.contains("no snapshot file yet"), "run {run}:\n{text}"),
         }
         // And serves the old snapshot or the new scan, nothing in between.
         let token = token.get_or_insert_with(|| login(port));
