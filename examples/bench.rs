@@ -415,7 +415,7 @@ fn run_load(a: &LoadArgs) -> Result<(), String> {
     let mut tags = 0;
     for _ in 0..a.runs {
         let started = Instant::now();
-        let s = snapshot::load(&a.snapshot)?;
+        let s = snapshot::load(&a.snapshot).map_err(|e| e.to_string())?;
         runs.push(started.elapsed().as_secs_f64() * 1000.0);
         tags = s.totals.tag_count;
     }
