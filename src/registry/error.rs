@@ -206,8 +206,8 @@ impl fmt::Display for Error {
             Error::Unreachable { failures, last } => write!(
                 f,
                 "the registry stopped answering: {failures} requests in a row got no \
-                 connection (the last: {last}); the scan stops here, keeps the previous \
-                 snapshot and is tried again with backoff"
+                 connection (the last: {last}); the scan stopped there instead of failing \
+                 every repository in turn"
             ),
         }
     }
