@@ -20,12 +20,16 @@ use support::fake_registry::{FakeRegistry, Front, Reply};
 use support::push::BlobRef;
 
 fn client_with(url: &str, extra: &str) -> Client {
+    client_with_policy(url, extra, FAST)
+}
+
+fn client_with_policy(url: &str, extra: &str, policy: Policy) -> Client {
     let text = format!(
         "[registry]\nregistry_base_url = {url}\ngitlab_base_url = {url}/gitlab/\nusername = root\n\
          access_token = pat\nconcurrency = 3\nrequest_timeout = 2s\n{extra}"
     );
     let (config, _) = Config::parse(&text).unwrap();
-    Client::with_policy(&config.registry, FAST).unwrap()
+    Client::with_policy(&config.registry, policy).unwrap()
 }
 
 /// The standard policy with millisecond backoffs, so retries cost the tests no time.
@@ -137,14 +141,24 @@ fn a_hanging_manifest_times_out_and_only_its_repository_fails() {
         vec![Reply::tags("slow", Some(&["t"]))],
     );
     fake.on("GET", "/v2/slow/manifests/t", vec![Reply::hang()]);
-    let c = client_with(&fake.url, "request_timeout = 1s\n");
+    let two_attempts = Policy {
+        attempts: 2,
+        ..FAST
+    };
+    let c = client_with_policy(&fake.url, "request_timeout = 1s\n", two_attempts);
     let report = scan(&c, None, 2).expect("scan as a whole succeeds");
+    assert_eq!(
+        fake.count("GET", "/v2/slow/manifests/t"),
+        2,
+        "a timeout is retried"
+    );
     assert_eq!(sizes(&report.snapshot, "fine"), (Some(10), Some(10), None));
     let (size, disk, error) = sizes(&report.snapshot, "slow");
     assert_eq!((size, disk), (None, None));
     let error = error.expect("slow carries an error");
     assert!(
-        error.contains("/v2/slow/manifests/t") && error.contains("no answer"),
+        error.contains("/v2/slow/manifests/t")
+            && error.contains("no answer within request_timeout"),
         "{error}"
     );
     assert!(report.snapshot.repository("slow").unwrap().tags.is_none());
