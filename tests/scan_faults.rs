@@ -540,7 +540,9 @@ fn oversized_answers_fail_their_repository_once_with_words() {
         "/v2/headers/tags/list",
         vec![Reply::huge_headers(1 << 20)],
     );
-    let report = scan(&client(&fake.url), None, 2).expect("the scan as a whole succeeds");
+    // Time enough to read up to the limits on a busy machine: a timeout is not the point.
+    let c = client_with(&fake.url, "request_timeout = 60s\n");
+    let report = scan(&c, None, 2).expect("the scan as a whole succeeds");
     let s = &report.snapshot;
     assert_eq!(sizes(s, "fine"), (Some(10), Some(10), None));
     for (repo, path, words) in [
@@ -592,7 +594,8 @@ fn a_catalog_page_that_never_ends_fails_the_scan_with_words() {
             "\"r\",",
         )],
     );
-    let err = scan(&client(&fake.url), None, 1).err().expect("no catalog");
+    let c = client_with(&fake.url, "request_timeout = 60s\n");
+    let err = scan(&c, None, 1).err().expect("no catalog");
     assert!(
         matches!(&err, Error::TooLarge { what: "catalog page", limit, .. } if *limit == 8 << 20),
         "{err:?}"

@@ -533,11 +533,14 @@ struct Endless {
 
 impl Read for Endless {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        for b in buf.iter_mut() {
-            *b = self.filler[self.at];
-            self.at = (self.at + 1) % self.filler.len();
+        let mut n = 0;
+        while n < buf.len() {
+            let take = (self.filler.len() - self.at).min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&self.filler[self.at..self.at + take]);
+            n += take;
+            self.at = (self.at + take) % self.filler.len();
         }
-        Ok(buf.len())
+        Ok(n)
     }
 }
 
