@@ -1,7 +1,8 @@
 //! Talking to a registry (Docker Registry HTTP API v2 / OCI distribution) and to GitLab's
-//! token endpoint: auth discovery, a per-scope token cache, timeouts and bounded retries,
-//! `Link` pagination, and manifest/blob requests. Blocking `ureq` calls; a `Client` is
-//! shared by the scan's worker threads.
+//! token endpoint: auth discovery, a per-scope token cache, timeouts and bounded retries
+//! (`retry.rs`), `Link` pagination, and manifest/blob requests. Blocking `ureq` calls; a
+//! `Client` is shared by the scan's worker threads. Every answer is read up to a limit
+//! for its kind, so what a registry streams never decides how much memory a scan takes.
 
 pub mod challenge;
 mod error;
@@ -34,7 +35,7 @@ const MAX_PAGES: usize = 100_000;
 
 /// The HTTP method of a registry request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+enum Method {
     Get,
     Head,
 }
