@@ -603,6 +603,29 @@ fn a_catalog_page_that_never_ends_fails_the_scan_with_words() {
     assert_eq!(fake.count("GET", "/v2/_catalog"), 1);
 }
 
+/// A well-formed page of 100001 names: more than any registry sends for `n` (and, of
+/// one-letter names, a way to make a parser hold 2 million strings from 8 MiB).
+#[test]
+fn a_page_with_more_names_than_asked_for_is_refused() {
+    let fake = FakeRegistry::start();
+    fake.on("GET", "/v2/_catalog", vec![Reply::catalog(&["many", "ok"])]);
+    image(&fake, "ok", "t", &[blob(1, 10)]);
+    let names: Vec<String> = (0..100_001).map(|i| format!("t{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    fake.on(
+        "GET",
+        "/v2/many/tags/list",
+        vec![Reply::tags("many", Some(&names))],
+    );
+    let report = scan(&client(&fake.url), None, 2).expect("scan");
+    let error = error_of(&report.snapshot, "many");
+    assert!(
+        error.contains("more than 100000 names in one page"),
+        "{error}"
+    );
+    assert_eq!(sizes(&report.snapshot, "ok").0, Some(10));
+}
+
 /// Run the service's `--collect-once` with `config` and reap it with `wait4`: exit
 /// code, stdout, stderr, and its peak resident memory (`ru_maxrss`, KiB).
 fn collect_once_peak(dir: &std::path::Path, config: &str) -> (i32, String, String, u64) {

@@ -30,6 +30,10 @@ const MAX_PAGE: u64 = 8 << 20;
 const MAX_TOKEN_ANSWER: u64 = 1 << 20;
 /// Largest response header section (status line and headers).
 const MAX_HEADER_SECTION: usize = 64 << 10;
+/// Most names in one catalog or tag-list page. Distribution sends at most the `n` asked
+/// for (`page_size`, at most 100000); the cap keeps a page of 8 MiB of one-letter names
+/// from becoming 2 million strings (over 100 MiB) while it is parsed.
+const MAX_PAGE_NAMES: usize = 100_000;
 /// Longest pagination chain followed (a registry that never stops is an error).
 const MAX_PAGES: usize = 100_000;
 
@@ -566,7 +570,7 @@ impl Client {
         #[derive(Deserialize)]
         struct Catalog {
             #[serde(default)]
-            repositories: Option<Vec<String>>,
+            repositories: Option<Names>,
         }
         let first = format!("{}v2/_catalog?n={}", self.registry, self.page_size);
         self.paginate(
@@ -575,9 +579,9 @@ impl Client {
             Scope::Catalog,
             "catalog page",
             |body| {
-                let c: Catalog = serde_json::from_slice(body)
-                    .map_err(|e| format!("catalog page is not valid JSON: {e}"))?;
-                Ok(c.repositories.unwrap_or_default())
+                let c: Catalog =
+                    serde_json::from_slice(body).map_err(|e| unreadable_page("catalog page", e))?;
+                Ok(c.repositories.map(|n| n.0).unwrap_or_default())
             },
         )
     }
@@ -587,7 +591,7 @@ impl Client {
         #[derive(Deserialize)]
         struct Tags {
             #[serde(default)]
-            tags: Option<Vec<String>>,
+            tags: Option<Names>,
         }
         let first = format!(
             "{}v2/{}/tags/list?n={}",
@@ -599,9 +603,9 @@ impl Client {
             Scope::Pull(repo),
             "tag list page",
             |body| {
-                let t: Tags = serde_json::from_slice(body)
-                    .map_err(|e| format!("tag list is not valid JSON: {e}"))?;
-                Ok(t.tags.unwrap_or_default())
+                let t: Tags =
+                    serde_json::from_slice(body).map_err(|e| unreadable_page("tag list", e))?;
+                Ok(t.tags.map(|n| n.0).unwrap_or_default())
             },
         )
     }
@@ -800,6 +804,47 @@ fn check_status(response: &mut ureq::http::Response<ureq::Body>, url: &str) -> R
         status,
         detail,
     })
+}
+
+/// The names of one page, at most `MAX_PAGE_NAMES` of them.
+struct Names(Vec<String>);
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of names")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Names, A::Error> {
+                let mut names = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(name) = seq.next_element::<String>()? {
+                    if names.len() == MAX_PAGE_NAMES {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_PAGE_NAMES} names in one page: refused (a \
+                             registry sends at most the n=page_size it is asked for)"
+                        )));
+                    }
+                    names.push(name);
+                }
+                Ok(Names(names))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
+}
+
+/// Why a catalog or tag-list page could not be read: not JSON, or not the document.
+fn unreadable_page(what: &str, e: serde_json::Error) -> String {
+    if e.is_data() {
+        format!("{what} is not what the registry API describes: {e}")
+    } else {
+        format!("{what} is not valid JSON: {e}")
+    }
 }
 
 /// The `rel="next"` target of a `Link` header value, if any.
