@@ -390,6 +390,16 @@ impl Reader<'_> {
                 "expected an http(s) URL with a host and no query",
             ));
         }
+        // The HTTP client takes a port it cannot read (`:99999`) for the scheme's
+        // default port, so a typo would silently reach another service.
+        let authority = rest.split('/').next().unwrap_or_default();
+        let port = authority
+            .rsplit_once(':')
+            .map(|(_, p)| p)
+            .filter(|p| !p.ends_with(']'));
+        if port.is_some_and(|p| !p.is_empty() && !matches!(p.parse::<u16>(), Ok(1..))) {
+            return Err(self.invalid(section, key, "the port is not a number from 1 to 65535"));
+        }
         let mut url = v.to_string();
         if !url.ends_with('/') {
             url.push('/');
@@ -718,6 +728,10 @@ mod tests {
         assert!(err.0.starts_with("[general] debug = \"perhaps\""), "{err}");
         let err = Config::parse("[registry]\ngitlab_base_url = ftp://x\n").unwrap_err();
         assert!(err.0.starts_with("[registry] gitlab_base_url"), "{err}");
+        let err = Config::parse("[registry]\nregistry_base_url = http://h:99999/\n").unwrap_err();
+        assert!(err.0.contains("port is not a number"), "{err}");
+        assert!(Config::parse("[registry]\nregistry_base_url = http://[::1]:5000/\n").is_ok());
+        assert!(Config::parse("[registry]\nregistry_base_url = http://[::1]/\n").is_ok());
         assert!(Config::parse("[registry]\nconcurrency = 0\n").is_err());
         assert!(Config::parse("key = value\n").is_err());
         assert!(Config::parse("[jwt]\nsecret_key = 50%\n").is_err());
