@@ -16,6 +16,11 @@ const UNIT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/contrib/gitlab-registry-usage-rest.service"
 );
+/// Read replicas: one template, the role in each instance's config file.
+const TEMPLATE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/contrib/gitlab-registry-usage-rest@.service"
+);
 const SECRET: &str = "q7Vd2Kx9Lm4Rt8Wz1Nb6Hc3Yf5Gs0Pj2";
 const UNIT_NAME: &str = "gitlab-registry-usage-rest.service";
 
@@ -138,32 +143,67 @@ fn the_systemd_unit_verifies() {
         "systemd-analyze verify should complain twice about a broken unit: {output}"
     );
 
-    // 2. Ours, with ExecStart pointing at the binary cargo built (verify checks it exists).
-    const EXEC: &str = "ExecStart=/usr/local/bin/gitlab-registry-usage-rest ";
-    let mut rewritten = 0;
-    let unit: String = std::fs::read_to_string(UNIT)
-        .unwrap()
-        .lines()
-        .map(|line| match line.strip_prefix(EXEC) {
-            Some(args) => {
-                rewritten += 1;
-                format!("ExecStart={BIN} {args}\n")
-            }
-            None => format!("{line}\n"),
-        })
-        .collect();
-    assert_eq!(rewritten, 1, "one ExecStart= line");
-    let ours = dir.path().join(UNIT_NAME);
-    std::fs::write(&ours, unit).unwrap();
-    let (ok, output) = verify(&systemd_analyze, &ours);
-    let about_ours = lines_about(&output, dir.path(), UNIT_NAME);
-    assert!(
-        ok && about_ours.is_empty(),
-        "systemd-analyze verify {}: exit {}, about our unit:\n{}\n(all output:\n{output})",
-        ours.display(),
-        if ok { "0" } else { "non-zero" },
-        about_ours.join("\n")
-    );
+    // 2. Ours, with ExecStart pointing at the binary cargo built (verify checks it exists):
+    // the single unit, and the read replicas' template as two of its instances.
+    for (file, name) in [
+        (UNIT, UNIT_NAME),
+        (TEMPLATE, "gitlab-registry-usage-rest@collector.service"),
+        (TEMPLATE, "gitlab-registry-usage-rest@reader.service"),
+    ] {
+        const EXEC: &str = "ExecStart=/usr/local/bin/gitlab-registry-usage-rest ";
+        let mut rewritten = 0;
+        let unit: String = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(|line| match line.strip_prefix(EXEC) {
+                Some(args) => {
+                    rewritten += 1;
+                    format!("ExecStart={BIN} {args}\n")
+                }
+                None => format!("{line}\n"),
+            })
+            .collect();
+        assert_eq!(rewritten, 1, "one ExecStart= line in {file}");
+        let ours = dir.path().join(name);
+        std::fs::write(&ours, unit).unwrap();
+        let (ok, output) = verify(&systemd_analyze, &ours);
+        let about_ours = lines_about(&output, dir.path(), name);
+        assert!(
+            ok && about_ours.is_empty(),
+            "systemd-analyze verify {}: exit {}, about our unit:\n{}\n(all output:\n{output})",
+            ours.display(),
+            if ok { "0" } else { "non-zero" },
+            about_ours.join("\n")
+        );
+    }
+}
+
+/// The template keeps the single unit's sandbox (everything but the dynamic user and its
+/// state directory: replicas on several hosts need one fixed uid and a shared directory).
+#[test]
+fn the_replica_template_keeps_the_sandbox() {
+    let template = std::fs::read_to_string(TEMPLATE).unwrap();
+    let lines: Vec<&str> = template.lines().map(str::trim).collect();
+    for required in REQUIRED_UNIT_LINES.iter().filter(|l| {
+        !l.starts_with("DynamicUser=")
+            && !l.starts_with("StateDirectory=")
+            && !l.starts_with("UMask=")
+            && !l.starts_with("ExecStart=")
+    }) {
+        assert!(
+            lines.contains(required),
+            "{TEMPLATE} lacks the line `{required}`"
+        );
+    }
+    for required in [
+        "ExecStart=/usr/local/bin/gitlab-registry-usage-rest -c /etc/gitlab-registry-usage-rest/%i.conf",
+        "User=gitlab-registry-usage-rest",
+        "UMask=0027",
+        "ReadWritePaths=/srv/gitlab-registry-usage-rest",
+        "RequiresMountsFor=/srv/gitlab-registry-usage-rest",
+    ] {
+        assert!(lines.contains(&required), "{TEMPLATE} lacks the line `{required}`");
+    }
 }
 
 // ---- the running service --------------------------------------------------------------------
