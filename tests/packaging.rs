@@ -206,6 +206,108 @@ fn the_replica_template_keeps_the_sandbox() {
     }
 }
 
+// ---- the Kubernetes example ----------------------------------------------------------------
+
+const KUBERNETES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/contrib/kubernetes/read-replicas.yaml"
+);
+
+/// The example's documents, parsed by PyYAML (a real YAML parser; schemathesis, which the
+/// contract test needs, brings it).
+fn kubernetes_documents() -> Vec<serde_json::Value> {
+    let python = support::require_binary("python3", "python3");
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+            KUBERNETES,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python3 cannot parse {KUBERNETES}: {}\n(if PyYAML is missing: pip install pyyaml, or \
+         the pinned schemathesis of .ci/run, which brings it)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_kubernetes_example_wires_readers_to_one_collector_and_its_configs_are_valid() {
+    let docs = kubernetes_documents();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{KUBERNETES} has no {kind} {name}"))
+    };
+    let claim = find("PersistentVolumeClaim", "registry-usage-shared");
+    assert_eq!(
+        claim["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteMany"])
+    );
+    let collector = find("Deployment", "registry-usage-collector");
+    let reader = find("Deployment", "registry-usage-reader");
+    assert_eq!(collector["spec"]["replicas"], 1, "one collector");
+    assert_eq!(collector["spec"]["strategy"]["type"], "Recreate");
+    let service = find("Service", "registry-usage");
+    let selector = &service["spec"]["selector"];
+    let labels = |d: &serde_json::Value| d["spec"]["template"]["metadata"]["labels"].clone();
+    assert_eq!(*selector, labels(reader), "the Service selects the readers");
+    assert_ne!(*selector, labels(collector), "and not the collector");
+    let container = |d: &serde_json::Value| d["spec"]["template"]["spec"]["containers"][0].clone();
+    let probe = &container(reader)["readinessProbe"]["httpGet"];
+    assert_eq!(probe["path"], "/health");
+
+    let secret = find("Secret", "registry-usage-config");
+    let dir = TempDir::new("kubernetes");
+    for (deployment, role) in [(collector, "collector"), (reader, "reader")] {
+        let c = container(deployment);
+        let file = format!("{role}.conf");
+        assert_eq!(
+            c["args"],
+            serde_json::json!(["-c", format!("/etc/gitlab-registry-usage-rest/{file}")])
+        );
+        let shared = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "shared")
+            .expect("the shared volume is mounted")
+            .clone();
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap();
+        assert!(volumes.iter().any(|v| v["name"] == "shared"
+            && v["persistentVolumeClaim"]["claimName"] == "registry-usage-shared"));
+        // The config: the role the deployment says, the file on the shared volume, and
+        // valid once the placeholders are replaced as the comments say.
+        let text = secret["stringData"][file.as_str()].as_str().unwrap();
+        assert!(text.contains(&format!("role = {role}\n")), "{text}");
+        let mount = shared["mountPath"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("snapshot_file = {mount}/snapshot.json\n")),
+            "{role}'s snapshot_file is not on the shared volume ({mount}): {text}"
+        );
+        let filled = text
+            .replace("00000000000000000000000000000000", SECRET)
+            .replace("CHANGE-ME", "a-real-token");
+        let path = dir.path().join(&file);
+        std::fs::write(&path, filled).unwrap();
+        let check = Command::new(BIN)
+            .args(["--check-config", "-c", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
+
 // ---- the running service --------------------------------------------------------------------
 
 /// A config serving on `port` with htpasswd login (`user`, `password`), scanning a
