@@ -848,6 +848,12 @@ pub fn load(path: &Path) -> Result<Snapshot, LoadError> {
         std::io::ErrorKind::NotFound => LoadError::NotFound(path.to_path_buf()),
         _ => LoadError::Unreadable(path.to_path_buf(), e),
     })?;
+    load_open(file, path)
+}
+
+/// [`load`] of a file already open (`path` names it in errors): a reader loads the very
+/// version its `watch::FileWatcher` looked at.
+pub fn load_open(file: impl std::io::Read, path: &Path) -> Result<Snapshot, LoadError> {
     let not_ours = |e: serde_json::Error| match e.classify() {
         // A read that failed half-way (EIO, EISDIR) says nothing about the content.
         serde_json::error::Category::Io => LoadError::Unreadable(path.to_path_buf(), e.into()),
