@@ -55,7 +55,7 @@ while IFS= read -r line; do
       buildah "${storage[@]}" copy ${chown:+--chown "$chown"} "$container" "$work/rootfs$src" "$2" >/dev/null
       ;;
     USER) config+=(--user "$1") ;;
-    EXPOSE) config+=(--port "$1") ;;
+    EXPOSE) port=$1; [[ $port == */* ]] || port=$port/tcp; config+=(--port "$port") ;;  # as docker records it
     ENTRYPOINT) config+=(--entrypoint "$*") ;;
     CMD) config+=(--cmd "$*") ;;
     *) echo "image: the Dockerfile's final stage has $instruction, which contrib/image.sh does not build" >&2; exit 1 ;;
@@ -67,6 +67,6 @@ buildah "${storage[@]}" config "${config[@]}" \
   --os linux --arch amd64 "$container"
 mkdir -p "$(dirname "$output")"
 rm -f "$output"
-buildah "${storage[@]}" commit --rm -q "$container" "oci-archive:$output:$tag" >/dev/null
+buildah "${storage[@]}" commit --rm -q --disable-compression=false "$container" "oci-archive:$output:$tag" >/dev/null
 container=
 echo "image: $output ($tag, $(du -h "$output" | cut -f1))"

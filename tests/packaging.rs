@@ -543,3 +543,23 @@ fn the_log_never_shows_a_password_or_a_token() {
         );
     }
 }
+
+/// `make dist` ships what README links to, at the same paths (contrib/readme-files.sh
+/// lists them); every such link must name a file of the source tree.
+#[test]
+fn readme_links_name_files_that_dist_ships() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join("contrib/readme-files.sh"))
+        .output()
+        .expect("run contrib/readme-files.sh");
+    assert!(out.status.success());
+    let files: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(files.iter().any(|f| f == "docs/INSTALL.md"), "{files:?}");
+    for f in &files {
+        assert!(root.join(f).is_file(), "README links to {f}, which does not exist");
+    }
+}
