@@ -36,33 +36,21 @@ RUN rustup target add x86_64-unknown-linux-musl
 
 WORKDIR /src
 COPY . .
-# Cache mounts keep the crate downloads and compiled dependencies between builds; the
-# binary is copied out of the cached target directory within the same step.
+# Cache mounts keep the crate downloads and compiled dependencies between builds, so the
+# binary is taken out of the cached target directory within the same step: into the final
+# file system (users, CA bundle, the state directory), laid out by the same script
+# `make image` uses, so both builds give the same files.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --target x86_64-unknown-linux-musl \
       --bin gitlab-registry-usage-rest \
- && install -D -m 0755 target/x86_64-unknown-linux-musl/release/gitlab-registry-usage-rest \
-      /rootfs/usr/local/bin/gitlab-registry-usage-rest
-
-# Refuse a binary that would need a dynamic loader (there is none in scratch).
-RUN if readelf -lW /rootfs/usr/local/bin/gitlab-registry-usage-rest | grep -q INTERP; then \
-      echo "the binary is not static" >&2; exit 1; \
-    fi \
+ && contrib/image-rootfs.sh target/x86_64-unknown-linux-musl/release/gitlab-registry-usage-rest /rootfs \
  && /rootfs/usr/local/bin/gitlab-registry-usage-rest --version
 
-# The rest of the final file system: users, CA bundle, the state directory.
-RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/var/lib/gitlab-registry-usage-rest \
- && printf '%s\n' \
-      'root:x:0:0:root:/root:/sbin/nologin' \
-      'nonroot:x:65532:65532:nonroot:/var/lib/gitlab-registry-usage-rest:/sbin/nologin' \
-      > /rootfs/etc/passwd \
- && printf '%s\n' 'root:x:0:' 'nonroot:x:65532:' > /rootfs/etc/group \
- && chmod 0644 /rootfs/etc/passwd /rootfs/etc/group \
- && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ca-certificates.crt \
- && chmod 0700 /rootfs/var/lib/gitlab-registry-usage-rest
-
 # ---- final: scratch -------------------------------------------------------------------
+# `make image` (contrib/image.sh) builds this same stage with buildah from the files
+# contrib/image-rootfs.sh lays out: it reads the instructions below (COPY --from=builder,
+# USER, EXPOSE, ENTRYPOINT, CMD) and refuses any other, so keep to those.
 FROM scratch
 
 COPY --from=builder /rootfs/etc/ /etc/

@@ -7,7 +7,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 MUSL_DIR := $(TARGET_DIR)/$(MUSL_TARGET)/release
 DIST_NAME := $(BIN)-$(VERSION)-x86_64-linux-musl
 
-.PHONY: build release test lint demo musl-toolchain static static-check dist bench clean openapi
+.PHONY: build release test lint demo musl-toolchain static static-check dist bench clean openapi image offline-check
 
 build:
 	$(CARGO) build
@@ -41,14 +41,27 @@ static-check: musl-toolchain
 	$(CARGO) build --release --target $(MUSL_TARGET) --example synthetic_registry
 	contrib/check-static.sh $(MUSL_DIR)/$(BIN) $(MUSL_DIR)/examples/synthetic_registry
 
+IMAGE ?= $(TARGET_DIR)/image/$(BIN)-$(VERSION).oci.tar
+## image: the scratch image as an OCI archive, built with buildah (no Docker engine): $(IMAGE)
+image: musl-toolchain
+	$(CARGO) build --release --target $(MUSL_TARGET) --bin $(BIN)
+	contrib/image.sh $(MUSL_DIR)/$(BIN) $(IMAGE)
+
+## offline-check: docs/INSTALL.md's offline build, in temporary copies, without network or cargo cache
+offline-check:
+	contrib/offline-check.sh
+
 ## dist: dist/$(DIST_NAME).tar.gz (static binary, systemd unit, default config, docs)
 dist: static
 	rm -rf dist/$(DIST_NAME) dist/$(DIST_NAME).tar.gz
 	mkdir -p dist/$(DIST_NAME)
-	cp $(MUSL_DIR)/$(BIN) contrib/$(BIN).service README.md LICENSE docs/INSTALL.md dist/$(DIST_NAME)/
+	cp $(MUSL_DIR)/$(BIN) contrib/$(BIN).service README.md LICENSE dist/$(DIST_NAME)/
+	# README's relative links (docs/INSTALL.md, ARCHITECTURE.md, ...) at the same paths
+	contrib/readme-files.sh | while read -r f; do \
+	  install -D -m 0644 "$$f" "dist/$(DIST_NAME)/$$f"; done
 	$(MUSL_DIR)/$(BIN) --print-default-config > dist/$(DIST_NAME)/gitlab_registry_usage_rest.conf
 	chmod 0755 dist/$(DIST_NAME)/$(BIN)
-	chmod 0644 dist/$(DIST_NAME)/$(BIN).service dist/$(DIST_NAME)/*.md dist/$(DIST_NAME)/LICENSE \
+	chmod 0644 dist/$(DIST_NAME)/$(BIN).service dist/$(DIST_NAME)/README.md dist/$(DIST_NAME)/LICENSE \
 	  dist/$(DIST_NAME)/gitlab_registry_usage_rest.conf
 	tar -C dist --sort=name --owner=0 --group=0 --numeric-owner \
 	  $(if $(SOURCE_DATE_EPOCH),--mtime=@$(SOURCE_DATE_EPOCH)) -cf dist/$(DIST_NAME).tar $(DIST_NAME)

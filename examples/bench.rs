@@ -432,7 +432,7 @@ fn run_load(a: &LoadArgs) -> Result<(), String> {
     let mut tags = 0;
     for _ in 0..a.runs {
         let started = Instant::now();
-        let s = snapshot::load(&a.snapshot)?;
+        let s = snapshot::load(&a.snapshot).map_err(|e| e.to_string())?;
         runs.push(started.elapsed().as_secs_f64() * 1000.0);
         tags = s.totals.tag_count;
     }
@@ -465,7 +465,7 @@ fn status_kib(field: &str) -> u64 {
 fn run_usage(a: &UsageArgs) -> Result<(), String> {
     // The service's allocator settings, so the memory numbers are the service's.
     gitlab_registry_usage_rest::memory::tune();
-    let s = snapshot::load(&a.snapshot)?;
+    let s = snapshot::load(&a.snapshot).map_err(|e| e.to_string())?;
     gitlab_registry_usage_rest::memory::release();
     let mut runs = Vec::with_capacity(a.runs);
     for _ in 0..a.runs {

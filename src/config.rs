@@ -33,6 +33,18 @@ pub enum AuthBackend {
     Htpasswd,
 }
 
+/// What one instance does with the registry and the snapshot file (`[general] role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Scans and serves, as one instance always did; `snapshot_file` is optional.
+    Both,
+    /// Scans, writes `snapshot_file` for readers, and serves like `Both`.
+    Collector,
+    /// Never scans (no registry client is even built): serves `snapshot_file`, reloaded
+    /// when a collector replaces it.
+    Reader,
+}
+
 /// The whole validated configuration. Built only by [`Config::parse`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +64,10 @@ pub struct General {
     pub debug: bool,
     pub refresh_interval: Duration,
     pub snapshot_file: Option<PathBuf>,
+    pub role: Role,
+    /// Data older than this turns `/health` to 503; `None`: no limit. Resolved from the
+    /// key (empty: 3 × `refresh_interval` on a reader, no limit otherwise).
+    pub max_snapshot_age: Option<Duration>,
     pub worker_threads: usize,
     pub tls_certificate_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
@@ -390,6 +406,16 @@ impl Reader<'_> {
                 "expected an http(s) URL with a host and no query",
             ));
         }
+        // The HTTP client takes a port it cannot read (`:99999`) for the scheme's
+        // default port, so a typo would silently reach another service.
+        let authority = rest.split('/').next().unwrap_or_default();
+        let port = authority
+            .rsplit_once(':')
+            .map(|(_, p)| p)
+            .filter(|p| !p.ends_with(']'));
+        if port.is_some_and(|p| !p.is_empty() && !matches!(p.parse::<u16>(), Ok(1..))) {
+            return Err(self.invalid(section, key, "the port is not a number from 1 to 65535"));
+        }
         let mut url = v.to_string();
         if !url.ends_with('/') {
             url.push('/');
@@ -452,13 +478,38 @@ impl Config {
         if socket_host.is_empty() {
             return Err(r.invalid("general", "socket_host", "expected an address to listen on"));
         }
+        let role = match r
+            .raw("general", "role")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "both" => Role::Both,
+            "collector" => Role::Collector,
+            "reader" => Role::Reader,
+            _ => {
+                return Err(r.invalid(
+                    "general",
+                    "role",
+                    "expected `both`, `collector` or `reader`",
+                ))
+            }
+        };
+        let refresh_interval = r.duration("general", "refresh_interval")?;
+        let max_snapshot_age = if r.raw("general", "max_snapshot_age").trim().is_empty() {
+            (role == Role::Reader).then(|| refresh_interval.saturating_mul(3))
+        } else {
+            Some(r.duration("general", "max_snapshot_age")?)
+        };
         let general = General {
             socket_host,
             socket_port: r.number("general", "socket_port", 0u16, u16::MAX)?,
             server_prefix,
             debug: r.boolean("general", "debug")?,
-            refresh_interval: r.duration("general", "refresh_interval")?,
+            refresh_interval,
             snapshot_file: r.path("general", "snapshot_file"),
+            role,
+            max_snapshot_age,
             worker_threads: r.number("general", "worker_threads", 1usize, 256)?,
             tls_certificate_file: r.path("general", "tls_certificate_file"),
             tls_key_file: r.path("general", "tls_key_file"),
@@ -480,6 +531,12 @@ impl Config {
             return Err(ConfigError(
                 "[general] tls_certificate_file and tls_key_file must be set together".into(),
             ));
+        }
+        if role != Role::Both && general.snapshot_file.is_none() {
+            return Err(ConfigError(format!(
+                "[general] role = {} needs [general] snapshot_file = <a path on the volume collector and readers share>",
+                r.raw("general", "role").trim()
+            )));
         }
         if general.cors_origin.contains(['\r', '\n']) {
             return Err(r.invalid("general", "cors_origin", "must be a single line"));
@@ -638,6 +695,48 @@ mod tests {
     }
 
     #[test]
+    fn roles_and_the_age_limit_of_their_health() {
+        let parse = |text: &str| Config::parse(text).map(|(c, _)| c.general);
+        let both = parse("").unwrap();
+        assert_eq!((both.role, both.max_snapshot_age), (Role::Both, None));
+        let file = "snapshot_file = /shared/snap.json\n";
+        let reader = parse(&format!(
+            "[general]\nrole = Reader\n{file}refresh_interval = 10m\n"
+        ))
+        .unwrap();
+        assert_eq!(reader.role, Role::Reader);
+        assert_eq!(reader.max_snapshot_age, Some(Duration::from_secs(1800)));
+        let collector = parse(&format!("[general]\nrole = collector\n{file}")).unwrap();
+        assert_eq!(
+            (collector.role, collector.max_snapshot_age),
+            (Role::Collector, None)
+        );
+        let limited = parse("[general]\nmax_snapshot_age = 90s\n").unwrap();
+        assert_eq!(limited.max_snapshot_age, Some(Duration::from_secs(90)));
+        for (text, says) in [
+            (
+                "[general]\nrole = replica\n",
+                "[general] role = \"replica\": expected `both`",
+            ),
+            (
+                "[general]\nrole = reader\n",
+                "role = reader needs [general] snapshot_file",
+            ),
+            (
+                "[general]\nrole = collector\n",
+                "role = collector needs [general] snapshot_file",
+            ),
+            (
+                "[general]\nmax_snapshot_age = soon\n",
+                "[general] max_snapshot_age = \"soon\": expected a positive duration",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(says), "{text:?} gave {e}");
+        }
+    }
+
+    #[test]
     fn file_is_laid_over_defaults() {
         let text = "[general]\nSOCKET_PORT: 8080\nserver_prefix = /usage/\n; comment\n# comment\n\
                     [registry]\nregistry_base_url = http://reg:5000\naccess_token = a%%b\n";
@@ -718,6 +817,10 @@ mod tests {
         assert!(err.0.starts_with("[general] debug = \"perhaps\""), "{err}");
         let err = Config::parse("[registry]\ngitlab_base_url = ftp://x\n").unwrap_err();
         assert!(err.0.starts_with("[registry] gitlab_base_url"), "{err}");
+        let err = Config::parse("[registry]\nregistry_base_url = http://h:99999/\n").unwrap_err();
+        assert!(err.0.contains("port is not a number"), "{err}");
+        assert!(Config::parse("[registry]\nregistry_base_url = http://[::1]:5000/\n").is_ok());
+        assert!(Config::parse("[registry]\nregistry_base_url = http://[::1]/\n").is_ok());
         assert!(Config::parse("[registry]\nconcurrency = 0\n").is_err());
         assert!(Config::parse("key = value\n").is_err());
         assert!(Config::parse("[jwt]\nsecret_key = 50%\n").is_err());

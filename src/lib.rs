@@ -18,6 +18,8 @@ pub mod memory;
 pub mod percent;
 pub mod refresh;
 pub mod registry;
+pub mod replica;
 pub mod scan;
 pub mod snapshot;
 pub mod usage;
+pub mod watch;

@@ -11,11 +11,11 @@ use argh::FromArgs;
 
 use gitlab_registry_usage_rest::auth::jwt::Tokens;
 use gitlab_registry_usage_rest::auth::Authenticator;
-use gitlab_registry_usage_rest::config::{self, Config};
+use gitlab_registry_usage_rest::config::{self, Config, Role};
 use gitlab_registry_usage_rest::registry::Client;
 use gitlab_registry_usage_rest::snapshot::Shared;
 use gitlab_registry_usage_rest::usage::{report, Usage};
-use gitlab_registry_usage_rest::{http, log, refresh, scan};
+use gitlab_registry_usage_rest::{http, log, refresh, replica, scan};
 
 #[derive(FromArgs)]
 /// Scan a GitLab container registry for the disk space its repositories and tags use, and
@@ -102,7 +102,11 @@ fn main() -> ExitCode {
         let serving = config
             .check_serving()
             .and_then(|_| Authenticator::from_config(&config).map(|_| ()));
-        let client = Client::new(&config.registry).map(|_| ());
+        // A reader never talks to the registry: its [registry] section is not its business.
+        let client = match config.general.role {
+            Role::Reader => Ok(()),
+            Role::Both | Role::Collector => Client::new(&config.registry).map(|_| ()),
+        };
         return match serving.and(client) {
             Ok(()) => {
                 println!("{}: the configuration is valid", args.config_file.display());
@@ -214,6 +218,14 @@ fn parse_args(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args
 
 /// `--collect-once` (`rows: None`) or `--report` (`Some(rows)`): one scan, one document.
 fn collect_once(config: &Config, rows: Option<usize>) -> ExitCode {
+    if config.general.role == Role::Reader {
+        gitlab_registry_usage_rest::log!(
+            error,
+            "a reader never scans: run --collect-once with role = collector or both (or without -c, with the collector's config)",
+            role = "reader"
+        );
+        return ExitCode::from(2);
+    }
     let client = match Client::new(&config.registry) {
         Ok(c) => c,
         Err(e) => {
@@ -256,10 +268,6 @@ fn serve(config: Config) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail("refusing to start", &e),
     };
-    let client = match Client::new(&config.registry) {
-        Ok(c) => c,
-        Err(e) => return fail("refusing to start", &e),
-    };
 
     // A client that closes its socket must give a write error, never a dead process.
     // SAFETY: setting a signal disposition before any other thread exists.
@@ -268,9 +276,29 @@ fn serve(config: Config) -> ExitCode {
     let signals = block_signals();
 
     let shared = Arc::new(Shared::default());
-    if let Some(path) = &config.general.snapshot_file {
-        refresh::load_snapshot_file(path, &shared);
-    }
+    // What the background thread does: scan (collector, both) or follow the collector's
+    // file (reader, which builds no registry client at all).
+    let background = match (config.general.role, &config.general.snapshot_file) {
+        (Role::Reader, Some(path)) => {
+            let mut follower = replica::Follower::default();
+            replica::follow_snapshot(&mut follower, path.clone(), shared.clone());
+            follower.poll();
+            Background::Follow(follower)
+        }
+        (Role::Reader, None) => {
+            return fail("refusing to start", &"role = reader needs snapshot_file")
+        }
+        (Role::Both | Role::Collector, file) => {
+            let client = match Client::new(&config.registry) {
+                Ok(c) => c,
+                Err(e) => return fail("refusing to start", &e),
+            };
+            if let Some(path) = file {
+                refresh::load_snapshot_file(path, &shared);
+            }
+            Background::Refresh(Box::new(client))
+        }
+    };
     let config = Arc::new(config);
     let app = Arc::new(http::App::new(
         config.clone(),
@@ -296,21 +324,29 @@ fn serve(config: Config) -> ExitCode {
             &config.general.server_prefix
         },
         workers = config.general.worker_threads,
+        role = format!("{:?}", config.general.role).to_ascii_lowercase(),
     );
     notify_systemd("READY=1");
 
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    let refresh = refresh::Refresh {
-        client,
-        shared,
-        interval: config.general.refresh_interval,
-        concurrency: config.registry.concurrency,
-        snapshot_file: config.general.snapshot_file.clone(),
-    };
-    let refresher = std::thread::Builder::new()
-        .name("refresh".into())
-        .spawn(move || refresh::run(refresh, stop_rx))
-        .expect("spawn the refresh thread");
+    let refresher = match background {
+        Background::Refresh(client) => {
+            let refresh = refresh::Refresh {
+                client: *client,
+                shared,
+                interval: config.general.refresh_interval,
+                concurrency: config.registry.concurrency,
+                snapshot_file: config.general.snapshot_file.clone(),
+            };
+            std::thread::Builder::new()
+                .name("refresh".into())
+                .spawn(move || refresh::run(refresh, stop_rx))
+        }
+        Background::Follow(follower) => std::thread::Builder::new()
+            .name("follow".into())
+            .spawn(move || follower.run(stop_rx)),
+    }
+    .expect("spawn the background thread");
 
     let signal = wait_for_signal(&signals);
     gitlab_registry_usage_rest::log!(info, "stopping", signal = signal);
@@ -324,6 +360,12 @@ fn serve(config: Config) -> ExitCode {
     }
     gitlab_registry_usage_rest::log!(info, "stopped");
     ExitCode::SUCCESS
+}
+
+/// The one background thread's job: scanning, or following a collector's files.
+enum Background {
+    Refresh(Box<Client>),
+    Follow(replica::Follower),
 }
 
 fn block_signals() -> libc::sigset_t {

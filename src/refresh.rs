@@ -29,16 +29,24 @@ pub struct Refresh {
 /// First delay after a failed scan; doubled per further failure, capped at the interval.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 
-/// Load the snapshot file, if configured, so the service can serve at once.
-/// A missing, corrupt or foreign file is logged and ignored.
+/// Load the snapshot file, if configured, so the service can serve at once, after
+/// removing the temporary files a killed service left beside it. A missing, corrupt or
+/// foreign file is logged and ignored.
 pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
-    if !path.exists() {
-        crate::log!(
-            info,
-            "no snapshot file yet; serving after the first scan",
-            file = path.display()
-        );
-        return;
+    for (file, outcome) in snapshot::remove_stale_temporaries(path) {
+        match outcome {
+            Ok(()) => crate::log!(
+                info,
+                "removed a temporary snapshot file left by a service that stopped while writing it",
+                file = file.display()
+            ),
+            Err(e) => crate::log!(
+                warn,
+                "cannot remove a temporary snapshot file left by a service that stopped while writing it",
+                file = file.display(),
+                error = e
+            ),
+        }
     }
     match snapshot::load(path) {
         Ok(s) => {
@@ -52,6 +60,11 @@ pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
             );
             shared.set(Arc::new(s));
         }
+        Err(snapshot::LoadError::NotFound(_)) => crate::log!(
+            info,
+            "no snapshot file yet; serving after the first scan",
+            file = path.display()
+        ),
         Err(e) => crate::log!(warn, "ignoring the snapshot file", error = e),
     }
     crate::memory::release();
@@ -80,12 +93,12 @@ fn finish_scan(
             r.shared.set(snapshot.clone());
             if let Some(path) = &r.snapshot_file {
                 if let Err(e) = snapshot::save(&snapshot, path) {
-                    crate::log!(
-                        error,
-                        "cannot write the snapshot file",
-                        file = path.display(),
-                        error = e
-                    );
+                    let msg = if e.replaced() {
+                        "the snapshot file was written but not synced; the new scan is served"
+                    } else {
+                        "cannot write the snapshot file; the new scan is served from memory and the file keeps the previous one"
+                    };
+                    crate::log!(error, msg, file = path.display(), error = e);
                 }
             }
             true

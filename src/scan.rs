@@ -300,7 +300,9 @@ fn unix_now() -> f64 {
 }
 
 /// Scan the whole registry. `Err` only when the scan failed as a whole (registry
-/// unreachable, auth refused, catalog unreadable); then the caller keeps its snapshot.
+/// unreachable, auth refused, catalog unreadable, or the client's circuit breaker
+/// tripped because the registry stopped answering mid-scan); then the caller keeps its
+/// snapshot.
 pub fn scan(
     client: &Client,
     previous: Option<&Snapshot>,
@@ -308,6 +310,7 @@ pub fn scan(
 ) -> Result<Report, Error> {
     let started = Instant::now();
     client.forget_tokens_renewing_before(started);
+    client.reset_breaker();
     let counts_before = client.stats.counts();
     client.discover()?;
     let mut skipped = 0;
@@ -430,6 +433,9 @@ pub fn scan(
         }
         drop(job_tx);
     });
+    if let Some(unreachable) = client.unreachable() {
+        return Err(unreachable);
+    }
 
     // What only the workers needed goes first, before the snapshot is finished.
     let Context {

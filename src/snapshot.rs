@@ -418,32 +418,257 @@ impl Serialize for FileOut<'_> {
     }
 }
 
-/// Write the snapshot atomically: temp file in the same directory, fsync, rename, fsync dir.
-pub fn save(snapshot: &Snapshot, path: &Path) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("snapshot");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::fs::File::create(&tmp)?);
-        serde_json::to_writer(&mut out, &FileOut(snapshot))?;
-        out.flush()?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+// ---- writing it: temporary file, fsync, rename, fsync of the directory --------------
+//
+// The file on disk is always a whole snapshot, the previous one or the new one: the new
+// one is written to a temporary file beside it (same file system, so the rename is
+// atomic), synced, renamed over it, and the directory synced so the new name survives a
+// power loss. A failed write removes its temporary file; a killed writer cannot, so
+// start-up removes the temporary files that no living process is writing
+// (`remove_stale_temporaries`).
+//
+// Which temporaries are stale is decided by a lock, not by their pid: the writer holds an
+// exclusive `flock` on its temporary file from creation to rename, the kernel drops it
+// when the writer dies (SIGKILL included), and a clean-up only removes a file it could
+// lock. A pid would not do: processes sharing a snapshot directory from different
+// containers have their own pid numbers (each may be pid 1), and a dead writer's pid is
+// reused by unrelated processes.
+
+/// Why the snapshot file could not be written. The file on disk is whole either way:
+/// the previous snapshot, or (when only syncing the directory failed) the new one.
+#[derive(Debug)]
+pub struct SaveError {
+    /// What was being done, with the paths involved.
+    step: String,
+    source: std::io::Error,
+    /// The new snapshot is in place (only the directory's sync failed).
+    replaced: bool,
+}
+
+impl SaveError {
+    fn at(step: impl Into<String>) -> impl FnOnce(std::io::Error) -> SaveError {
+        let step = step.into();
+        move |source| SaveError {
+            step,
+            source,
+            replaced: false,
         }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
+
+    /// Whether the file holds the new snapshot after all (else it keeps the previous one).
+    pub fn replaced(&self) -> bool {
+        self.replaced
+    }
+
+    /// The error of the operating system (`ENOSPC` for a full disk).
+    pub fn io_error(&self) -> &std::io::Error {
+        &self.source
+    }
+}
+
+impl std::fmt::Display for SaveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.source)?;
+        let hint = match self.source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => "; free space on that file system",
+            Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
+                "; let the service's user write to that directory"
+            }
+            _ => "",
+        };
+        f.write_str(hint)
+    }
+}
+
+impl std::error::Error for SaveError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The directory the snapshot file is in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// `.<file name>.tmp.`: how the names of its temporary files begin.
+fn temporary_prefix(path: &Path) -> std::ffi::OsString {
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or("snapshot".as_ref()));
+    prefix.push(".tmp.");
+    prefix
+}
+
+/// `.<file name>.tmp.<pid>` beside the snapshot file.
+fn temporary_path(path: &Path, pid: u32) -> std::path::PathBuf {
+    let mut name = temporary_prefix(path);
+    name.push(pid.to_string());
+    directory_of(path).join(name)
+}
+
+/// Takes the exclusive `flock` of `file` if nobody holds it; `Ok(false)` if someone does.
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: flock on a descriptor this `File` owns; the lock ends when it is closed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Whether `flock` failed because the file system has no locks.
+fn locks_unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOLCK) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+    )
+}
+
+/// Whether `path` still names the file `file` has open (a clean-up may have removed it
+/// between the open and the lock).
+fn still_named(file: &std::fs::File, path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let open = file.metadata()?;
+    match std::fs::symlink_metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens `path` without following a symbolic link (one planted there is an error, not a
+/// file elsewhere to truncate).
+fn open_no_follow(path: &Path, write: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .create(write)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Creates (or takes over) the temporary file and locks it, so that a clean-up in another
+/// process leaves it alone; emptied only once locked.
+fn create_locked(tmp: &Path) -> std::io::Result<std::fs::File> {
+    // A clean-up holds its lock for the moment it takes to remove a file: a few tries.
+    for _ in 0..50 {
+        let file = open_no_follow(tmp, true)?;
+        let locked = match try_lock(&file) {
+            // A file system without locks (an NFS mount with `nolock`): write all the
+            // same; clean-ups there cannot tell a stale file and leave them all.
+            Err(e) if locks_unsupported(&e) => true,
+            other => other?,
+        };
+        if locked && still_named(&file, tmp)? {
+            file.set_len(0)?;
+            return Ok(file);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::WouldBlock,
+        "another process holds its lock (does a second service write the same snapshot_file?)",
+    ))
+}
+
+/// `fsync` of a directory, so a rename in it survives a power loss. A file system that
+/// cannot sync directories (EINVAL) gives what it can.
+fn sync_directory(dir: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(dir)?.sync_all() {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        other => other,
+    }
+}
+
+/// Write the snapshot atomically: temp file in the same directory, fsync, rename, fsync
+/// dir. On error the temporary file is removed and the file keeps the previous snapshot.
+pub fn save(snapshot: &Snapshot, path: &Path) -> Result<(), SaveError> {
+    let dir = directory_of(path);
+    let tmp = temporary_path(path, std::process::id());
+    let file = create_locked(&tmp).map_err(SaveError::at(format!("creating {}", tmp.display())))?;
+    let written = (|| {
+        let writing = SaveError::at(format!("writing {}", tmp.display()));
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &file);
+        serde_json::to_writer(&mut out, &FileOut(snapshot))
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.flush())
+            .map_err(writing)?;
+        drop(out);
+        file.sync_all()
+            .map_err(SaveError::at(format!("syncing {}", tmp.display())))?;
+        std::fs::rename(&tmp, path).map_err(SaveError::at(format!(
+            "renaming {} to {}",
+            tmp.display(),
+            path.display()
+        )))
+    })();
+    if written.is_err() {
+        // Still locked: no clean-up elsewhere takes this file meanwhile.
+        let _ = std::fs::remove_file(&tmp);
+        return written;
+    }
+    drop(file);
+    sync_directory(dir).map_err(|source| SaveError {
+        step: format!(
+            "syncing the directory {} after the rename (the new file may not survive a power loss)",
+            dir.display()
+        ),
+        source,
+        replaced: true,
+    })
+}
+
+/// Removes the temporary files a killed writer left beside `path` (`.<name>.tmp.<pid>`,
+/// nothing else and nowhere else) that no living process holds locked. Returns each file
+/// it tried to remove with the outcome; files being written are not listed. A missing
+/// directory has nothing to remove.
+pub fn remove_stale_temporaries(path: &Path) -> Vec<(std::path::PathBuf, std::io::Result<()>)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = directory_of(path);
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => return vec![(dir.to_path_buf(), Err(e))],
+    };
+    let prefix = temporary_prefix(path);
+    let mut outcomes = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.as_bytes().strip_prefix(prefix.as_bytes()) else {
+            continue;
+        };
+        if pid.is_empty() || !pid.iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let candidate = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_file() => {}
+            _ => continue,
+        }
+        let outcome = (|| {
+            let file = open_no_follow(&candidate, false)?;
+            // Locked by its writer, or gone or replaced since the directory was read.
+            if !try_lock(&file)? || !still_named(&file, &candidate)? {
+                return Ok(false);
+            }
+            std::fs::remove_file(&candidate).map(|()| true)
+        })();
+        match outcome {
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(true) => outcomes.push((candidate, Ok(()))),
+            Err(e) => outcomes.push((candidate, Err(e))),
+        }
+    }
+    outcomes
 }
 
 #[derive(Deserialize)]
@@ -588,16 +813,54 @@ fn repository_from(r: RepositoryIn) -> Repository {
     }
 }
 
-/// Read a snapshot file. Any problem (missing, truncated, foreign, inconsistent) is an
-/// `Err` with a message for the log; the caller goes on without it.
-pub fn load(path: &Path) -> Result<Snapshot, String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let not_ours = |e: serde_json::Error| {
-        format!(
-            "{} is not a snapshot file of this service: {e}",
-            path.display()
-        )
+/// Why a snapshot file was not loaded; the service then starts without it and serves
+/// after its first scan.
+#[derive(Debug)]
+pub enum LoadError {
+    /// There is no file yet: the first start, not a problem.
+    NotFound(std::path::PathBuf),
+    /// It is there but cannot be read (permissions, a directory, an I/O error).
+    Unreadable(std::path::PathBuf, std::io::Error),
+    /// Truncated, not JSON, another format version or another program's file.
+    NotOurs(std::path::PathBuf, serde_json::Error),
+    /// Well-formed, but a tag refers to a layer the file does not list.
+    Inconsistent(std::path::PathBuf, String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::NotFound(path) => write!(f, "{} does not exist", path.display()),
+            LoadError::Unreadable(path, e) => write!(f, "cannot read {}: {e}", path.display()),
+            LoadError::NotOurs(path, e) => write!(
+                f,
+                "{} is not a snapshot file of this service: {e}",
+                path.display()
+            ),
+            LoadError::Inconsistent(path, what) => write!(f, "{}: {what}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Read a snapshot file. Any problem (missing, unreadable, truncated, foreign,
+/// inconsistent) is an `Err` saying which; the caller goes on without it.
+pub fn load(path: &Path) -> Result<Snapshot, LoadError> {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::NotFound(path.to_path_buf()),
+        _ => LoadError::Unreadable(path.to_path_buf(), e),
+    })?;
+    load_open(file, path)
+}
+
+/// [`load`] of a file already open (`path` names it in errors): a reader loads the very
+/// version its `watch::FileWatcher` looked at.
+pub fn load_open(file: impl std::io::Read, path: &Path) -> Result<Snapshot, LoadError> {
+    let not_ours = |e: serde_json::Error| match e.classify() {
+        // A read that failed half-way (EIO, EISDIR) says nothing about the content.
+        serde_json::error::Category::Io => LoadError::Unreadable(path.to_path_buf(), e.into()),
+        _ => LoadError::NotOurs(path.to_path_buf(), e),
     };
     // Read through a buffer, not from a copy of the whole file: about 1.6x the parse
     // time of a slice (110 vs 72 ms for 100k tags) for 20 MB less peak memory.
@@ -611,11 +874,12 @@ pub fn load(path: &Path) -> Result<Snapshot, String> {
     for repo in &loaded.repositories {
         for t in repo.tags.iter().flatten() {
             if let Some(bad) = t.layers.iter().find(|&&l| l as usize >= blob_count) {
-                return Err(format!(
-                    "{}: tag {:?} of {:?} refers to layer {bad} of {blob_count}",
-                    path.display(),
-                    t.name,
-                    repo.name
+                return Err(LoadError::Inconsistent(
+                    path.to_path_buf(),
+                    format!(
+                        "tag {:?} of {:?} refers to layer {bad} of {blob_count}",
+                        t.name, repo.name
+                    ),
                 ));
             }
         }
@@ -718,28 +982,163 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn truncated_and_foreign_files_are_errors() {
-        let dir = std::env::temp_dir().join(format!("grur-snap-bad-{}", std::process::id()));
+    /// A fresh directory for one test, removed by the caller.
+    fn test_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("grur-snap-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn truncated_foreign_and_missing_files_are_errors_that_say_which() {
+        let dir = test_dir("bad");
         let path = dir.join("snap.json");
         save(&sample(), &path).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(load(&path).unwrap_err().contains("is not a snapshot file"));
+        let e = load(&path).unwrap_err();
+        assert!(matches!(e, LoadError::NotOurs(..)), "{e:?}");
+        assert!(e.to_string().contains("is not a snapshot file"), "{e}");
         std::fs::write(
             &path,
             br#"{"format":"other","timestamp":1,"blobs":[],"repositories":[]}"#,
         )
         .unwrap();
-        assert!(load(&path).unwrap_err().contains("expected"));
+        let e = load(&path).unwrap_err();
+        assert!(matches!(e, LoadError::NotOurs(..)), "{e:?}");
+        assert!(e.to_string().contains("expected"), "{e}");
         std::fs::write(
             &path,
             format!(r#"{{"format":"{FORMAT}","timestamp":1,"blobs":[],"repositories":[{{"name":"r","tags":[{{"name":"t","layers":[3]}}]}}]}}"#),
         )
         .unwrap();
-        assert!(load(&path).unwrap_err().contains("refers to layer 3"));
-        assert!(load(&dir.join("missing")).is_err());
+        let e = load(&path).unwrap_err();
+        assert!(matches!(e, LoadError::Inconsistent(..)), "{e:?}");
+        assert!(e.to_string().contains("refers to layer 3"), "{e}");
+        let missing = dir.join("missing");
+        let e = load(&missing).unwrap_err();
+        assert!(
+            matches!(&e, LoadError::NotFound(p) if *p == missing),
+            "{e:?}"
+        );
+        // A directory opens, but cannot be read.
+        let e = load(&dir).unwrap_err();
+        assert!(matches!(e, LoadError::Unreadable(..)), "{e:?}");
+        assert!(e.to_string().starts_with("cannot read "), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn start_up_removes_only_unlocked_temporaries_of_its_own_file() {
+        let dir = test_dir("stale");
+        let path = dir.join("snap.json");
+        save(&sample(), &path).unwrap();
+        let touch = |name: &str| std::fs::write(dir.join(name), b"{\"format\":").unwrap();
+        // left by killed writers: removed
+        touch(".snap.json.tmp.1");
+        touch(".snap.json.tmp.4194304");
+        // not of this pattern or not of this file: kept
+        for name in [
+            ".snap.json.tmp.",
+            ".snap.json.tmp.12x",
+            ".snap.json.tmp.-1",
+            ".other.json.tmp.7",
+            "snap.json.tmp.8",
+            ".snap.json.old",
+        ] {
+            touch(name);
+        }
+        std::fs::create_dir(dir.join(".snap.json.tmp.9")).unwrap();
+        std::os::unix::fs::symlink(dir.join("snap.json"), dir.join(".snap.json.tmp.10")).unwrap();
+        // being written by a live process (its writer holds the lock): kept
+        touch(".snap.json.tmp.11");
+        let writer = open_no_follow(&dir.join(".snap.json.tmp.11"), true).unwrap();
+        assert!(try_lock(&writer).unwrap());
+
+        let mut removed: Vec<String> = remove_stale_temporaries(&path)
+            .into_iter()
+            .map(|(file, outcome)| {
+                outcome.unwrap();
+                file.file_name().unwrap().to_str().unwrap().to_string()
+            })
+            .collect();
+        removed.sort();
+        assert_eq!(removed, [".snap.json.tmp.1", ".snap.json.tmp.4194304"]);
+        assert_eq!(
+            names_in(&dir),
+            [
+                ".other.json.tmp.7",
+                ".snap.json.old",
+                ".snap.json.tmp.",
+                ".snap.json.tmp.-1",
+                ".snap.json.tmp.10",
+                ".snap.json.tmp.11",
+                ".snap.json.tmp.12x",
+                ".snap.json.tmp.9",
+                "snap.json",
+                "snap.json.tmp.8",
+            ]
+        );
+        // once its writer is gone, its file is stale too
+        drop(writer);
+        let removed = remove_stale_temporaries(&path);
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].0, dir.join(".snap.json.tmp.11"));
+        assert!(load(&path).is_ok(), "the snapshot file itself is kept");
+        assert!(remove_stale_temporaries(&dir.join("missing").join("s.json")).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn save_takes_over_a_stale_temporary_of_its_own_pid() {
+        let dir = test_dir("own-pid");
+        let path = dir.join("snap.json");
+        let tmp = temporary_path(&path, std::process::id());
+        std::fs::write(&tmp, vec![b'x'; 100_000]).unwrap();
+        save(&sample(), &path).unwrap();
+        assert_eq!(load(&path).unwrap().repositories, sample().repositories);
+        assert_eq!(names_in(&dir), ["snap.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_save_removes_its_temporary_and_says_which_step_failed() {
+        let dir = test_dir("failed");
+        // renaming onto a non-empty directory fails after the whole file was written
+        let path = dir.join("snap.json");
+        std::fs::create_dir_all(path.join("inside")).unwrap();
+        let e = save(&sample(), &path).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("renaming "), "{text}");
+        assert!(text.contains(&*path.to_string_lossy()), "{text}");
+        assert!(!e.replaced());
+        assert_eq!(names_in(&dir), ["snap.json"]);
+        assert!(path.join("inside").is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn save_never_writes_through_a_symbolic_link_at_its_temporary_name() {
+        let dir = test_dir("symlink");
+        let path = dir.join("snap.json");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, temporary_path(&path, std::process::id())).unwrap();
+        let e = save(&sample(), &path).unwrap_err();
+        assert!(e.to_string().starts_with("creating "), "{e}");
+        assert_eq!(e.io_error().raw_os_error(), Some(libc::ELOOP));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert!(!path.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -973,6 +973,42 @@ fn health_before_and_after_the_first_snapshot() {
     assert_eq!(api.anonymous("HEAD", "/health", &[]).status, 200);
 }
 
+#[test]
+fn health_turns_503_with_the_reason_once_the_data_is_older_than_max_snapshot_age() {
+    let api = start(Options {
+        snapshot: false,
+        general: "max_snapshot_age = 1 minute",
+        ..DEFAULTS
+    });
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // Younger than the limit: the same 200 body as without the key.
+    api.shared.set(Arc::new(snapshot(now - 30.0)));
+    let ok = api.anonymous("GET", "/health", &[]);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["status"], "ok");
+    assert_eq!(ok.json().as_object().unwrap().len(), 3);
+
+    api.shared.set(Arc::new(snapshot(now - 90.0)));
+    let stale = api.anonymous("GET", "/health", &[]);
+    assert_eq!(stale.status, 503);
+    assert_eq!(stale.header("retry-after"), Some("5"));
+    assert_eq!(stale.header("cache-control"), Some("no-store"));
+    let doc = stale.json();
+    assert_eq!(doc["status"], "stale");
+    assert_eq!(doc["timestamp"].as_f64(), Some(now - 90.0));
+    assert_eq!(doc["max_snapshot_age_seconds"].as_f64(), Some(60.0));
+    assert!(
+        doc["snapshot_age_seconds"].as_f64().unwrap() >= 90.0,
+        "{doc}"
+    );
+    let message = doc["message"].as_str().unwrap();
+    assert!(message.contains("older than max_snapshot_age"), "{message}");
+    assert_eq!(api.anonymous("HEAD", "/health", &[]).status, 503);
+}
+
 // ---- auth ------------------------------------------------------------------------------
 
 fn base64url(bytes: &[u8]) -> String {

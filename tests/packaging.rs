@@ -16,6 +16,11 @@ const UNIT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/contrib/gitlab-registry-usage-rest.service"
 );
+/// Read replicas: one template, the role in each instance's config file.
+const TEMPLATE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/contrib/gitlab-registry-usage-rest@.service"
+);
 const SECRET: &str = "q7Vd2Kx9Lm4Rt8Wz1Nb6Hc3Yf5Gs0Pj2";
 const UNIT_NAME: &str = "gitlab-registry-usage-rest.service";
 
@@ -138,32 +143,169 @@ fn the_systemd_unit_verifies() {
         "systemd-analyze verify should complain twice about a broken unit: {output}"
     );
 
-    // 2. Ours, with ExecStart pointing at the binary cargo built (verify checks it exists).
-    const EXEC: &str = "ExecStart=/usr/local/bin/gitlab-registry-usage-rest ";
-    let mut rewritten = 0;
-    let unit: String = std::fs::read_to_string(UNIT)
-        .unwrap()
-        .lines()
-        .map(|line| match line.strip_prefix(EXEC) {
-            Some(args) => {
-                rewritten += 1;
-                format!("ExecStart={BIN} {args}\n")
-            }
-            None => format!("{line}\n"),
-        })
-        .collect();
-    assert_eq!(rewritten, 1, "one ExecStart= line");
-    let ours = dir.path().join(UNIT_NAME);
-    std::fs::write(&ours, unit).unwrap();
-    let (ok, output) = verify(&systemd_analyze, &ours);
-    let about_ours = lines_about(&output, dir.path(), UNIT_NAME);
+    // 2. Ours, with ExecStart pointing at the binary cargo built (verify checks it exists):
+    // the single unit, and the read replicas' template as two of its instances.
+    for (file, name) in [
+        (UNIT, UNIT_NAME),
+        (TEMPLATE, "gitlab-registry-usage-rest@collector.service"),
+        (TEMPLATE, "gitlab-registry-usage-rest@reader.service"),
+    ] {
+        const EXEC: &str = "ExecStart=/usr/local/bin/gitlab-registry-usage-rest ";
+        let mut rewritten = 0;
+        let unit: String = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(|line| match line.strip_prefix(EXEC) {
+                Some(args) => {
+                    rewritten += 1;
+                    format!("ExecStart={BIN} {args}\n")
+                }
+                None => format!("{line}\n"),
+            })
+            .collect();
+        assert_eq!(rewritten, 1, "one ExecStart= line in {file}");
+        let ours = dir.path().join(name);
+        std::fs::write(&ours, unit).unwrap();
+        let (ok, output) = verify(&systemd_analyze, &ours);
+        let about_ours = lines_about(&output, dir.path(), name);
+        assert!(
+            ok && about_ours.is_empty(),
+            "systemd-analyze verify {}: exit {}, about our unit:\n{}\n(all output:\n{output})",
+            ours.display(),
+            if ok { "0" } else { "non-zero" },
+            about_ours.join("\n")
+        );
+    }
+}
+
+/// The template keeps the single unit's sandbox (everything but the dynamic user and its
+/// state directory: replicas on several hosts need one fixed uid and a shared directory).
+#[test]
+fn the_replica_template_keeps_the_sandbox() {
+    let template = std::fs::read_to_string(TEMPLATE).unwrap();
+    let lines: Vec<&str> = template.lines().map(str::trim).collect();
+    for required in REQUIRED_UNIT_LINES.iter().filter(|l| {
+        !l.starts_with("DynamicUser=")
+            && !l.starts_with("StateDirectory=")
+            && !l.starts_with("UMask=")
+            && !l.starts_with("ExecStart=")
+    }) {
+        assert!(
+            lines.contains(required),
+            "{TEMPLATE} lacks the line `{required}`"
+        );
+    }
+    for required in [
+        "ExecStart=/usr/local/bin/gitlab-registry-usage-rest -c /etc/gitlab-registry-usage-rest/%i.conf",
+        "User=gitlab-registry-usage-rest",
+        "UMask=0027",
+        "ReadWritePaths=/srv/gitlab-registry-usage-rest",
+        "RequiresMountsFor=/srv/gitlab-registry-usage-rest",
+    ] {
+        assert!(lines.contains(&required), "{TEMPLATE} lacks the line `{required}`");
+    }
+}
+
+// ---- the Kubernetes example ----------------------------------------------------------------
+
+const KUBERNETES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/contrib/kubernetes/read-replicas.yaml"
+);
+
+/// The example's documents, parsed by PyYAML (a real YAML parser; schemathesis, which the
+/// contract test needs, brings it).
+fn kubernetes_documents() -> Vec<serde_json::Value> {
+    let python = support::require_binary("python3", "python3");
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+            KUBERNETES,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(
-        ok && about_ours.is_empty(),
-        "systemd-analyze verify {}: exit {}, about our unit:\n{}\n(all output:\n{output})",
-        ours.display(),
-        if ok { "0" } else { "non-zero" },
-        about_ours.join("\n")
+        out.status.success(),
+        "python3 cannot parse {KUBERNETES}: {}\n(if PyYAML is missing: pip install pyyaml, or \
+         the pinned schemathesis of .ci/run, which brings it)",
+        String::from_utf8_lossy(&out.stderr)
     );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_kubernetes_example_wires_readers_to_one_collector_and_its_configs_are_valid() {
+    let docs = kubernetes_documents();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{KUBERNETES} has no {kind} {name}"))
+    };
+    let claim = find("PersistentVolumeClaim", "registry-usage-shared");
+    assert_eq!(
+        claim["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteMany"])
+    );
+    let collector = find("Deployment", "registry-usage-collector");
+    let reader = find("Deployment", "registry-usage-reader");
+    assert_eq!(collector["spec"]["replicas"], 1, "one collector");
+    assert_eq!(collector["spec"]["strategy"]["type"], "Recreate");
+    let service = find("Service", "registry-usage");
+    let selector = &service["spec"]["selector"];
+    let labels = |d: &serde_json::Value| d["spec"]["template"]["metadata"]["labels"].clone();
+    assert_eq!(*selector, labels(reader), "the Service selects the readers");
+    assert_ne!(*selector, labels(collector), "and not the collector");
+    let container = |d: &serde_json::Value| d["spec"]["template"]["spec"]["containers"][0].clone();
+    let probe = &container(reader)["readinessProbe"]["httpGet"];
+    assert_eq!(probe["path"], "/health");
+
+    let secret = find("Secret", "registry-usage-config");
+    let dir = TempDir::new("kubernetes");
+    for (deployment, role) in [(collector, "collector"), (reader, "reader")] {
+        let c = container(deployment);
+        let file = format!("{role}.conf");
+        assert_eq!(
+            c["args"],
+            serde_json::json!(["-c", format!("/etc/gitlab-registry-usage-rest/{file}")])
+        );
+        let shared = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "shared")
+            .expect("the shared volume is mounted")
+            .clone();
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap();
+        assert!(volumes.iter().any(|v| v["name"] == "shared"
+            && v["persistentVolumeClaim"]["claimName"] == "registry-usage-shared"));
+        // The config: the role the deployment says, the file on the shared volume, and
+        // valid once the placeholders are replaced as the comments say.
+        let text = secret["stringData"][file.as_str()].as_str().unwrap();
+        assert!(text.contains(&format!("role = {role}\n")), "{text}");
+        let mount = shared["mountPath"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("snapshot_file = {mount}/snapshot.json\n")),
+            "{role}'s snapshot_file is not on the shared volume ({mount}): {text}"
+        );
+        let filled = text
+            .replace("00000000000000000000000000000000", SECRET)
+            .replace("CHANGE-ME", "a-real-token");
+        let path = dir.path().join(&file);
+        std::fs::write(&path, filled).unwrap();
+        let check = Command::new(BIN)
+            .args(["--check-config", "-c", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
 }
 
 // ---- the running service --------------------------------------------------------------------
@@ -398,6 +540,29 @@ fn the_log_never_shows_a_password_or_a_token() {
                 .filter(|l| l.contains(&secret))
                 .collect::<Vec<_>>()
                 .join("\n")
+        );
+    }
+}
+
+/// `make dist` ships what README links to, at the same paths (contrib/readme-files.sh
+/// lists them); every such link must name a file of the source tree.
+#[test]
+fn readme_links_name_files_that_dist_ships() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join("contrib/readme-files.sh"))
+        .output()
+        .expect("run contrib/readme-files.sh");
+    assert!(out.status.success());
+    let files: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(files.iter().any(|f| f == "docs/INSTALL.md"), "{files:?}");
+    for f in &files {
+        assert!(
+            root.join(f).is_file(),
+            "README links to {f}, which does not exist"
         );
     }
 }

@@ -76,6 +76,18 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "general",
+        "role",
+        "both",
+        "both: scan and serve (one instance); collector: scan, write snapshot_file and serve; reader: never scan, serve snapshot_file as a collector writes it (see Read replicas).",
+    ),
+    key(
+        "general",
+        "max_snapshot_age",
+        "",
+        "Oldest data /health accepts before it answers 503, e.g. 15 minutes (empty: 3 x refresh_interval on a reader, no limit on a collector or both).",
+    ),
+    key(
+        "general",
         "worker_threads",
         "2",
         "How many threads answer HTTP requests.",

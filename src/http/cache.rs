@@ -367,6 +367,24 @@ mod tests {
         assert_eq!(cache.lock().bytes, 3);
     }
 
+    /// Called inside a render: returns once `n` other requests wait for it, the overlap a
+    /// test needs, without guessing how long the others take to arrive.
+    fn wait_for_waiters(cache: &RenderCache, generation: u64, key: &Key, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mark = (generation, key.clone());
+        loop {
+            let waiting = cache.lock().rendering.get(&mark).map_or(0, |f| f.waiting);
+            if waiting >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{waiting} of {n} requests wait for the render"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn one_request_renders_while_the_others_wait_for_it() {
         let cache = RenderCache::default();
@@ -377,7 +395,7 @@ mod tests {
                     s.spawn(|| {
                         cache.get_or_render(7, key(1), || {
                             renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(100));
+                            wait_for_waiters(&cache, 7, &key(1), 7);
                             doc("seven")
                         })
                     })
@@ -453,7 +471,7 @@ mod tests {
                 s.spawn(|| {
                     let r = cache.get_or_render(4, key.clone(), || {
                         renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(150));
+                        wait_for_waiters(&cache, 4, &key, 5);
                         Rendered {
                             body: Arc::new(vec![b'x'; MAX_REPOSITORY_BYTES + 1]),
                             etag: ETag::of(b"huge"),

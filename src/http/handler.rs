@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::auth::jwt::TokenError;
 use crate::auth::{basic::parse_basic, LoginError};
 use crate::cidr::CidrList;
+use crate::config::Role;
 use crate::current::Current;
 use crate::snapshot::Repository;
 
@@ -304,7 +305,9 @@ impl App {
     }
 
     /// `/health`: for load balancers and orchestrators, so no auth, and nothing about the
-    /// registry or LDAP beyond "there is data, this old".
+    /// registry or LDAP beyond "there is data, this old". Data older than
+    /// `max_snapshot_age` answers 503 with why, so a balancer drops a reader whose
+    /// collector stopped writing; the 200 body is the same as before that key existed.
     fn health(&self) -> Reply {
         let current = self.snapshots.get();
         let mut out = Vec::with_capacity(96);
@@ -314,12 +317,30 @@ impl App {
                     .duration_since(UNIX_EPOCH)
                     .map_or(0.0, |d| d.as_secs_f64());
                 let age = ((now - s.timestamp).max(0.0) * 1000.0).round() / 1000.0;
-                out.extend_from_slice(b"{\"status\":\"ok\",\"snapshot_age_seconds\":");
+                let limit = self.config.general.max_snapshot_age;
+                let stale = limit.filter(|l| age > l.as_secs_f64());
+                out.extend_from_slice(if stale.is_some() {
+                    b"{\"status\":\"stale\",\"snapshot_age_seconds\":"
+                } else {
+                    b"{\"status\":\"ok\",\"snapshot_age_seconds\":"
+                });
                 write_json_f64(&mut out, age);
                 out.extend_from_slice(b",\"timestamp\":");
                 write_json_f64(&mut out, s.timestamp);
-                out.push(b'}');
-                200
+                match stale {
+                    None => {
+                        out.push(b'}');
+                        200
+                    }
+                    Some(limit) => {
+                        out.extend_from_slice(b",\"max_snapshot_age_seconds\":");
+                        write_json_f64(&mut out, limit.as_secs_f64());
+                        out.extend_from_slice(b",\"message\":");
+                        write_json_string(&mut out, self.stale_reason());
+                        out.push(b'}');
+                        503
+                    }
+                }
             }
             None => {
                 out.extend_from_slice(
@@ -333,6 +354,18 @@ impl App {
             reply.header("Retry-After", "5")
         } else {
             reply
+        }
+    }
+
+    /// Why the data is old, by role.
+    fn stale_reason(&self) -> &'static str {
+        match self.config.general.role {
+            Role::Reader => {
+                "The snapshot file is older than max_snapshot_age: its collector has not written a new one (is it running, can it reach the registry?)"
+            }
+            Role::Both | Role::Collector => {
+                "The last successful scan is older than max_snapshot_age: scans are failing (see the service log)"
+            }
         }
     }
 

@@ -1,13 +1,15 @@
 //! Talking to a registry (Docker Registry HTTP API v2 / OCI distribution) and to GitLab's
-//! token endpoint: auth discovery, a per-scope token cache, timeouts and bounded retries,
-//! `Link` pagination, and manifest/blob requests. Blocking `ureq` calls; a `Client` is
-//! shared by the scan's worker threads.
+//! token endpoint: auth discovery, a per-scope token cache, timeouts and bounded retries
+//! (`retry.rs`), `Link` pagination, and manifest/blob requests. Blocking `ureq` calls; a
+//! `Client` is shared by the scan's worker threads. Every answer is read up to a limit
+//! for its kind, so what a registry streams never decides how much memory a scan takes.
 
 pub mod challenge;
+mod error;
 pub mod manifest;
+mod retry;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -16,56 +18,31 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::config;
+pub use error::Error;
+pub use retry::Policy;
 
-/// Largest body read from a registry (a catalog page of 1000 long names, a manifest).
-const MAX_BODY: u64 = 16 * 1024 * 1024;
-/// Attempts per request (first try + retries) for connection errors, 5xx and 429.
-const MAX_ATTEMPTS: u32 = 4;
-/// First retry delay; doubled for each further retry.
-const RETRY_BASE: Duration = Duration::from_millis(250);
-/// Longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Largest manifest read: Distribution's own limit for a manifest pushed to it.
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest catalog or tag-list page (1000 names of 255 bytes take 260 KiB; the rest is
+/// room for registries that ignore `n` and send everything at once).
+const MAX_PAGE: u64 = 8 << 20;
+/// Largest answer of GitLab's token endpoint (a token is about 1 KiB).
+const MAX_TOKEN_ANSWER: u64 = 1 << 20;
+/// Largest response header section (status line and headers).
+const MAX_HEADER_SECTION: usize = 64 << 10;
+/// Most names in one catalog or tag-list page. Distribution sends at most the `n` asked
+/// for (`page_size`, at most 100000); the cap keeps a page of 8 MiB of one-letter names
+/// from becoming 2 million strings (over 100 MiB) while it is parsed.
+const MAX_PAGE_NAMES: usize = 100_000;
 /// Longest pagination chain followed (a registry that never stops is an error).
 const MAX_PAGES: usize = 100_000;
 
-/// Why a registry call failed, in words for the admin reading the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
-    /// No answer: connection refused, DNS, TLS, timeout.
-    Transport { url: String, detail: String },
-    /// An HTTP status that is not success.
-    Status {
-        url: String,
-        status: u16,
-        detail: String,
-    },
-    /// The registry or GitLab refused an access scope.
-    Denied { scope: String, detail: String },
-    /// GitLab's token endpoint did not give a token.
-    Token { realm: String, detail: String },
-    /// An answer that does not make sense (bad JSON, bad Link, bad digest).
-    Invalid { url: String, detail: String },
+/// The HTTP method of a registry request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Head,
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Transport { url, detail } => write!(f, "{url}: no answer: {detail}"),
-            Error::Status {
-                url,
-                status,
-                detail,
-            } => write!(f, "{url}: HTTP {status}{detail}"),
-            Error::Denied { scope, detail } => {
-                write!(f, "access {scope} was not granted: {detail}")
-            }
-            Error::Token { realm, detail } => write!(f, "token endpoint {realm}: {detail}"),
-            Error::Invalid { url, detail } => write!(f, "{url}: {detail}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// Request counters by kind, for the per-scan log line and the benchmarks.
 #[derive(Debug, Default)]
@@ -158,6 +135,9 @@ pub struct Client {
     username: String,
     access_token: String,
     page_size: u32,
+    request_timeout: Duration,
+    policy: Policy,
+    breaker: retry::Breaker,
     auth: RwLock<Option<AuthMode>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
     pub stats: Stats,
@@ -189,8 +169,17 @@ impl Scope<'_> {
 }
 
 impl Client {
-    /// Build the HTTP agent (timeouts, TLS roots) from `[registry]`.
+    /// Build the HTTP agent (timeouts, TLS roots) from `[registry]`, retrying as
+    /// `Policy::STANDARD` says.
     pub fn new(cfg: &config::Registry) -> Result<Client, config::ConfigError> {
+        Client::with_policy(cfg, Policy::STANDARD)
+    }
+
+    /// As `new`, with other retry and breaker settings (tests use milliseconds).
+    pub fn with_policy(
+        cfg: &config::Registry,
+        policy: Policy,
+    ) -> Result<Client, config::ConfigError> {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(path) = &cfg.ca_file {
             tls = tls.root_certs(load_roots(path)?);
@@ -198,6 +187,8 @@ impl Client {
         let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(cfg.request_timeout))
+            .timeout_connect(Some(policy.connect_timeout))
+            .max_response_header_size(MAX_HEADER_SECTION)
             .max_redirects(5)
             .max_idle_connections(cfg.concurrency * 2 + 4)
             .max_idle_connections_per_host(cfg.concurrency * 2 + 4)
@@ -217,6 +208,9 @@ impl Client {
             username: cfg.username.clone(),
             access_token: cfg.access_token.clone(),
             page_size: cfg.page_size,
+            request_timeout: cfg.request_timeout,
+            policy,
+            breaker: retry::Breaker::new(policy.breaker),
             auth: RwLock::new(None),
             tokens: Mutex::new(HashMap::new()),
             stats: Stats::default(),
@@ -227,7 +221,7 @@ impl Client {
     /// every scan (a registry may be reconfigured while the service runs).
     pub fn discover(&self) -> Result<(), Error> {
         let url = format!("{}v2/", self.registry);
-        let response = self.with_retries(|| self.call_once("GET", &url, None, None))?;
+        let response = self.send(Method::Get, &url, None, None, None)?;
         let status = response.status().as_u16();
         let mode = match status {
             200..=299 => AuthMode::Anonymous,
@@ -291,31 +285,34 @@ impl Client {
     /// One HTTP exchange with no retry and no auth logic.
     fn call_once(
         &self,
-        method: &str,
+        method: Method,
         url: &str,
         accept: Option<&str>,
         authorization: Option<&str>,
     ) -> Result<ureq::http::Response<ureq::Body>, Error> {
-        let transport = |e: ureq::Error| Error::Transport {
-            url: url.to_string(),
-            detail: e.to_string(),
+        let mut builder = match method {
+            Method::Get => self.agent.get(url),
+            Method::Head => self.agent.head(url),
         };
-        macro_rules! send {
-            ($builder:expr) => {{
-                let mut b = $builder;
-                if let Some(a) = accept {
-                    b = b.header("Accept", a);
-                }
-                if let Some(a) = authorization {
-                    b = b.header("Authorization", a);
-                }
-                b.call().map_err(transport)
-            }};
+        if let Some(a) = accept {
+            builder = builder.header("Accept", a);
         }
-        match method {
-            "HEAD" => send!(self.agent.head(url)),
-            _ => send!(self.agent.get(url)),
+        if let Some(a) = authorization {
+            builder = builder.header("Authorization", a);
         }
+        builder
+            .call()
+            .map_err(|e| Error::from_ureq(url, e, self.request_timeout))
+    }
+
+    /// Close the circuit breaker: a new scan gives the registry a new chance.
+    pub fn reset_breaker(&self) {
+        self.breaker.reset();
+    }
+
+    /// `Some(Error::Unreachable)` when the breaker has tripped during this scan.
+    pub fn unreachable(&self) -> Option<Error> {
+        self.breaker.open()
     }
 
     fn basic_credentials(&self) -> String {
@@ -345,10 +342,13 @@ impl Client {
         );
         let basic = self.basic_credentials();
         let started = Instant::now();
-        let mut response = self.with_retries(|| {
-            self.stats.token.fetch_add(1, Ordering::Relaxed);
-            self.call_once("GET", &url, Some("application/json"), Some(&basic))
-        })?;
+        let mut response = self.send(
+            Method::Get,
+            &url,
+            Some("application/json"),
+            Some(&basic),
+            Some(&self.stats.token),
+        )?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
             return Err(Error::Token {
@@ -371,7 +371,7 @@ impl Client {
             access_token: Option<String>,
             expires_in: Option<i64>,
         }
-        let body = read_body(&mut response, realm)?;
+        let body = self.read_body(&mut response, realm, "token answer", MAX_TOKEN_ANSWER)?;
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Token {
             realm: realm.to_string(),
             detail: format!("answer is not a token document: {e}"),
@@ -425,35 +425,76 @@ impl Client {
             .remove(scope);
     }
 
-    /// Retry `attempt` on connection errors, 5xx and 429 (honouring `Retry-After`).
-    fn with_retries(
+    /// One request with retries: connection failures, timeouts, 5xx and 429 (honouring
+    /// `Retry-After` up to `Policy::max_retry_after`) are tried again with backoff,
+    /// anything else is returned at once. `counter` counts every attempt. Fails at once
+    /// when the circuit breaker is open.
+    fn send(
         &self,
-        mut attempt: impl FnMut() -> Result<ureq::http::Response<ureq::Body>, Error>,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+        counter: Option<&AtomicU64>,
     ) -> Result<ureq::http::Response<ureq::Body>, Error> {
-        let mut delay = RETRY_BASE;
-        for n in 1..=MAX_ATTEMPTS {
-            let result = attempt();
+        let mut backoff = self.policy.first_delay;
+        let mut attempt = 1;
+        loop {
+            if let Some(open) = self.breaker.open() {
+                return Err(open);
+            }
+            if let Some(c) = counter {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            let result = self.call_once(method, url, accept, authorization);
             let wait = match &result {
-                Err(Error::Transport { .. }) => delay,
-                Ok(r) if r.status().as_u16() == 429 => retry_after(r).unwrap_or(delay),
-                Ok(r) if r.status().is_server_error() => delay,
-                _ => return result,
+                Ok(response) => {
+                    self.breaker.answered();
+                    let status = response.status().as_u16();
+                    match retry::after_answer(
+                        &self.policy,
+                        status,
+                        header(response, "retry-after").as_deref(),
+                        backoff,
+                    ) {
+                        retry::AfterAnswer::Done => return result,
+                        retry::AfterAnswer::RetryAfter(wait) => wait,
+                        retry::AfterAnswer::WaitTooLong(asked) => {
+                            return Err(Error::Status {
+                                url: url.to_string(),
+                                status,
+                                detail: format!(
+                                    " (the registry asks to wait {} s before trying again, \
+                                     longer than the {} s this service waits; the next scan \
+                                     tries again)",
+                                    asked.as_secs(),
+                                    self.policy.max_retry_after.as_secs()
+                                ),
+                            });
+                        }
+                    }
+                }
+                Err(e) if e.is_retryable() => backoff,
+                Err(_) => return result,
             };
-            if n == MAX_ATTEMPTS {
+            if attempt >= self.policy.attempts {
+                if let Err(e @ Error::Connection { .. }) = &result {
+                    self.breaker.failed(e);
+                }
                 return result;
             }
+            attempt += 1;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(wait);
-            delay *= 2;
+            backoff = backoff.saturating_mul(2);
         }
-        unreachable!("the loop returns on its last attempt")
     }
 
     /// A registry request with auth (token per scope, renewed once on 401) and retries.
     fn request(
         &self,
         kind: Kind,
-        method: &str,
+        method: Method,
         url: &str,
         scope: Scope<'_>,
         accept: Option<&str>,
@@ -475,10 +516,8 @@ impl Client {
                     self.token(&realm, &service, &scope_text)?
                 )),
             };
-            let response = self.with_retries(|| {
-                counter.fetch_add(1, Ordering::Relaxed);
-                self.call_once(method, url, accept, authorization.as_deref())
-            })?;
+            let response =
+                self.send(method, url, accept, authorization.as_deref(), Some(counter))?;
             if response.status().as_u16() != 401 {
                 return Ok(response);
             }
@@ -531,14 +570,20 @@ impl Client {
         #[derive(Deserialize)]
         struct Catalog {
             #[serde(default)]
-            repositories: Option<Vec<String>>,
+            repositories: Option<Names>,
         }
         let first = format!("{}v2/_catalog?n={}", self.registry, self.page_size);
-        self.paginate(first, Kind::Catalog, Scope::Catalog, |body| {
-            let c: Catalog = serde_json::from_slice(body)
-                .map_err(|e| format!("catalog page is not valid JSON: {e}"))?;
-            Ok(c.repositories.unwrap_or_default())
-        })
+        self.paginate(
+            first,
+            Kind::Catalog,
+            Scope::Catalog,
+            "catalog page",
+            |body| {
+                let c: Catalog =
+                    serde_json::from_slice(body).map_err(|e| unreadable_page("catalog page", e))?;
+                Ok(c.repositories.map(|n| n.0).unwrap_or_default())
+            },
+        )
     }
 
     /// All tag names of `repo` (`tags: null` is an empty list).
@@ -546,17 +591,23 @@ impl Client {
         #[derive(Deserialize)]
         struct Tags {
             #[serde(default)]
-            tags: Option<Vec<String>>,
+            tags: Option<Names>,
         }
         let first = format!(
             "{}v2/{}/tags/list?n={}",
             self.registry, repo, self.page_size
         );
-        self.paginate(first, Kind::Tags, Scope::Pull(repo), |body| {
-            let t: Tags = serde_json::from_slice(body)
-                .map_err(|e| format!("tag list is not valid JSON: {e}"))?;
-            Ok(t.tags.unwrap_or_default())
-        })
+        self.paginate(
+            first,
+            Kind::Tags,
+            Scope::Pull(repo),
+            "tag list page",
+            |body| {
+                let t: Tags =
+                    serde_json::from_slice(body).map_err(|e| unreadable_page("tag list", e))?;
+                Ok(t.tags.map(|n| n.0).unwrap_or_default())
+            },
+        )
     }
 
     fn paginate(
@@ -564,13 +615,15 @@ impl Client {
         first: String,
         kind: Kind,
         scope: Scope<'_>,
+        what: &'static str,
         parse: impl Fn(&[u8]) -> Result<Vec<String>, String>,
     ) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         let mut url = first;
         let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
-            let mut response = self.request(kind, "GET", &url, scope, Some("application/json"))?;
+            let mut response =
+                self.request(kind, Method::Get, &url, scope, Some("application/json"))?;
             check_status(&mut response, &url)?;
             let next = response
                 .headers()
@@ -578,7 +631,7 @@ impl Client {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .find_map(next_link);
-            let body = read_body(&mut response, &url)?;
+            let body = self.read_body(&mut response, &url, what, MAX_PAGE)?;
             out.extend(parse(&body).map_err(|detail| Error::Invalid {
                 url: url.clone(),
                 detail,
@@ -623,7 +676,7 @@ impl Client {
         let url = format!("{}v2/{repo}/manifests/{reference}", self.registry);
         let mut response = self.request(
             Kind::ManifestHead,
-            "HEAD",
+            Method::Head,
             &url,
             Scope::Pull(repo),
             Some(manifest::ACCEPT),
@@ -637,7 +690,7 @@ impl Client {
         let url = format!("{}v2/{repo}/manifests/{reference}", self.registry);
         let mut response = self.request(
             Kind::ManifestGet,
-            "GET",
+            Method::Get,
             &url,
             Scope::Pull(repo),
             Some(manifest::ACCEPT),
@@ -646,7 +699,7 @@ impl Client {
         let digest =
             header(&response, "docker-content-digest").filter(|d| manifest::valid_digest(d));
         let content_type = header(&response, "content-type");
-        let body = read_body(&mut response, &url)?;
+        let body = self.read_body(&mut response, &url, "manifest", MAX_MANIFEST)?;
         Ok(ManifestResponse {
             digest,
             content_type,
@@ -654,10 +707,53 @@ impl Client {
         })
     }
 
+    /// The body of `response`, at most `limit` bytes (`what` names it in the error).
+    /// A declared `Content-Length` over the limit fails before reading; otherwise the
+    /// buffer grows by doubling but never past the limit, so an endless answer costs
+    /// `limit` bytes and is cut there, and the connection is dropped with it.
+    fn read_body(
+        &self,
+        response: &mut ureq::http::Response<ureq::Body>,
+        url: &str,
+        what: &'static str,
+        limit: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let too_large = || Error::TooLarge {
+            url: url.to_string(),
+            what,
+            limit,
+        };
+        let declared = header(response, "content-length").and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let limit = limit as usize;
+        let mut body = Vec::with_capacity(declared.map_or(8 << 10, |n| n as usize));
+        let mut reader = response.body_mut().as_reader();
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            let n = match reader.read(&mut chunk) {
+                Ok(0) => return Ok(body),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::from_body_read(url, e, self.request_timeout)),
+            };
+            if body.len() + n > limit {
+                return Err(too_large());
+            }
+            if body.capacity() - body.len() < n {
+                let target = (body.capacity() * 2).clamp(body.len() + n, limit);
+                body.reserve_exact(target - body.len());
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// Size of a blob by `HEAD` (`Content-Length`), following redirects to storage.
     pub fn blob_size(&self, repo: &str, digest: &str) -> Result<u64, Error> {
         let url = format!("{}v2/{repo}/blobs/{digest}", self.registry);
-        let mut response = self.request(Kind::BlobHead, "HEAD", &url, Scope::Pull(repo), None)?;
+        let mut response =
+            self.request(Kind::BlobHead, Method::Head, &url, Scope::Pull(repo), None)?;
         check_status(&mut response, &url)?;
         header(&response, "content-length")
             .and_then(|v| v.trim().parse().ok())
@@ -710,21 +806,45 @@ fn check_status(response: &mut ureq::http::Response<ureq::Body>, url: &str) -> R
     })
 }
 
-fn read_body(response: &mut ureq::http::Response<ureq::Body>, url: &str) -> Result<Vec<u8>, Error> {
-    response
-        .body_mut()
-        .with_config()
-        .limit(MAX_BODY)
-        .read_to_vec()
-        .map_err(|e| Error::Transport {
-            url: url.to_string(),
-            detail: format!("reading the answer: {e}"),
-        })
+/// The names of one page, at most `MAX_PAGE_NAMES` of them.
+struct Names(Vec<String>);
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of names")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Names, A::Error> {
+                let mut names = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(name) = seq.next_element::<String>()? {
+                    if names.len() == MAX_PAGE_NAMES {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_PAGE_NAMES} names in one page: refused (a \
+                             registry sends at most the n=page_size it is asked for)"
+                        )));
+                    }
+                    names.push(name);
+                }
+                Ok(Names(names))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
 }
 
-fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
-    let secs: u64 = header(response, "retry-after")?.parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+/// Why a catalog or tag-list page could not be read: not JSON, or not the document.
+fn unreadable_page(what: &str, e: serde_json::Error) -> String {
+    if e.is_data() {
+        format!("{what} is not what the registry API describes: {e}")
+    } else {
+        format!("{what} is not valid JSON: {e}")
+    }
 }
 
 /// The `rel="next"` target of a `Link` header value, if any.

@@ -13,14 +13,21 @@
 //! not block other requests. Hangs end early when the fake stops.
 //!
 //! "Down": `set_down(true)` answers every request 503 `UNAVAILABLE` (recorded);
-//! `stop()` closes the listener so connections are refused. (tiny_http cannot drop a
-//! connection without answering, so there is no "connection reset" mode.)
+//! `stop()` closes the listener so connections are refused. tiny_http cannot drop a
+//! connection without answering: for resets, put a [`Front`] before the fake (it also
+//! counts connections, TLS handshakes that fail included).
+//!
+//! Hostile answers: [`Reply::endless`] streams a body that never ends, and
+//! [`Reply::huge_headers`] sends a header section of any size; [`FakeRegistry::start_tls`]
+//! serves HTTPS with a given certificate.
 #![allow(dead_code)]
 
 use super::push::{self, media, BlobRef, Format};
 use super::sha256_digest;
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Read;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,6 +40,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Wait this long before answering (the request's own thread sleeps).
     pub delay: Duration,
+    /// Instead of `body`: this prefix, then the filler repeated forever (chunked).
+    pub endless: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Reply {
@@ -42,7 +51,51 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             delay: Duration::ZERO,
+            endless: None,
         }
+    }
+
+    /// 200 with `Content-Type: content_type` and a body that never ends: `prefix`, then
+    /// `filler` again and again, chunked, until the client hangs up.
+    pub fn endless(content_type: &str, prefix: &str, filler: &str) -> Reply {
+        let mut reply = Reply::new(200).header("Content-Type", content_type);
+        reply.endless = Some((prefix.as_bytes().to_vec(), filler.as_bytes().to_vec()));
+        reply
+    }
+
+    /// An OCI image manifest whose list of layers never ends.
+    pub fn endless_manifest() -> Reply {
+        let layer = format!(
+            "{{\"mediaType\":\"{}\",\"digest\":\"sha256:{}\",\"size\":1}},",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "ab".repeat(32)
+        );
+        Reply::endless(
+            media::OCI_MANIFEST,
+            &format!(
+                "{{\"schemaVersion\":2,\"mediaType\":\"{}\",\"layers\":[",
+                media::OCI_MANIFEST
+            ),
+            &layer,
+        )
+    }
+
+    /// A tag list of `name` that never ends.
+    pub fn endless_tags(name: &str) -> Reply {
+        Reply::endless(
+            "application/json",
+            &format!("{{\"name\":\"{name}\",\"tags\":["),
+            "\"t\",",
+        )
+    }
+
+    /// 200 `{}` after a header section of about `bytes` bytes (headers of 8 KiB).
+    pub fn huge_headers(bytes: usize) -> Reply {
+        let mut reply = Reply::json(200, &serde_json::json!({}));
+        for i in 0..bytes.div_ceil(8 << 10) {
+            reply = reply.header(&format!("X-Filler-{i}"), &"f".repeat(8 << 10));
+        }
+        reply
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Reply {
@@ -242,10 +295,24 @@ pub struct FakeRegistry {
 
 impl FakeRegistry {
     pub fn start() -> FakeRegistry {
+        FakeRegistry::start_with(None)
+    }
+
+    /// The fake over HTTPS with this PEM certificate chain and PKCS#8 key; `url` is
+    /// `https://127.0.0.1:PORT`.
+    pub fn start_tls(certificate_pem: &[u8], key_pem: &[u8]) -> FakeRegistry {
+        FakeRegistry::start_with(Some(tiny_http::SslConfig {
+            certificate: certificate_pem.to_vec(),
+            private_key: key_pem.to_vec(),
+        }))
+    }
+
+    fn start_with(ssl: Option<tiny_http::SslConfig>) -> FakeRegistry {
+        let scheme = if ssl.is_some() { "https" } else { "http" };
         let server = Arc::new(
             tiny_http::Server::from_listener(
                 gitlab_registry_usage_rest::http::listen_nodelay("127.0.0.1:0").expect("listen"),
-                None,
+                ssl,
             )
             .unwrap_or_else(|e| panic!("fake registry cannot listen: {e}")),
         );
@@ -274,7 +341,7 @@ impl FakeRegistry {
                 .expect("spawn fake registry thread")
         };
         FakeRegistry {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             port,
             state,
             server: Some(server),
@@ -429,8 +496,16 @@ fn handle(mut request: tiny_http::Request, state: &State, shutdown: &Receiver<()
         // Returns early when the fake stops (sender dropped → Disconnected).
         let _ = shutdown.recv_timeout(reply.delay);
     }
+    let body: Box<dyn Read + Send> = match &reply.endless {
+        Some((prefix, filler)) => Box::new(std::io::Cursor::new(prefix.clone()).chain(Endless {
+            filler: filler.clone(),
+            at: 0,
+        })),
+        None => Box::new(std::io::Cursor::new(reply.body.clone())),
+    };
+    let length = reply.endless.is_none().then_some(reply.body.len());
     let mut response =
-        tiny_http::Response::from_data(reply.body.clone()).with_status_code(reply.status);
+        tiny_http::Response::new(reply.status.into(), Vec::new(), body, length, None);
     if !reply.has_header("Docker-Distribution-Api-Version") {
         response.add_header(
             tiny_http::Header::from_bytes(
@@ -448,6 +523,25 @@ fn handle(mut request: tiny_http::Request, state: &State, shutdown: &Receiver<()
     }
     // The client may have given up (timeout); that is fine.
     let _ = request.respond(response);
+}
+
+/// `filler` repeated forever.
+struct Endless {
+    filler: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            let take = (self.filler.len() - self.at).min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&self.filler[self.at..self.at + take]);
+            n += take;
+            self.at = (self.at + take) % self.filler.len();
+        }
+        Ok(n)
+    }
 }
 
 fn next_reply(state: &State, method: &str, url: &str) -> Option<Reply> {
@@ -526,4 +620,118 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
         p += 1;
     }
     p == pattern.len()
+}
+
+/// A TCP front for a server on 127.0.0.1 that counts connections and can play a registry
+/// that died: [`Front::kill`] breaks every open connection and from then on closes each
+/// new one at once, unanswered (what a client sees behind a load balancer whose backend
+/// is gone: every attempt connects and is reset). Counting at accept sees attempts that
+/// never become requests (failed TLS handshakes).
+pub struct Front {
+    pub port: u16,
+    state: Arc<FrontState>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct FrontState {
+    accepted: AtomicUsize,
+    accepted_dead: AtomicUsize,
+    stopping: AtomicBool,
+    /// Under this lock: whether the front is dead, and every open socket (both sides).
+    open: Mutex<(bool, Vec<TcpStream>)>,
+}
+
+impl Front {
+    /// A front forwarding to `127.0.0.1:upstream_port`.
+    pub fn start(upstream_port: u16) -> Front {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("front: listen");
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(FrontState::default());
+        let thread = {
+            let state = state.clone();
+            std::thread::Builder::new()
+                .name(format!("front-{port}"))
+                .spawn(move || front_loop(&listener, upstream_port, &state))
+                .expect("spawn front thread")
+        };
+        Front {
+            port,
+            state,
+            thread: Some(thread),
+        }
+    }
+
+    /// `scheme://127.0.0.1:PORT`.
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted (and closed at once) since [`Front::kill`].
+    pub fn accepted_after_kill(&self) -> usize {
+        self.state.accepted_dead.load(Ordering::SeqCst)
+    }
+
+    /// Die: break every open connection; close every later one unanswered.
+    pub fn kill(&self) {
+        let mut open = self.state.open.lock().unwrap();
+        open.0 = true;
+        for socket in open.1.drain(..) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        // Wake the blocking accept.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.kill();
+    }
+}
+
+fn front_loop(listener: &TcpListener, upstream_port: u16, state: &FrontState) {
+    for client in listener.incoming() {
+        if state.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(client) = client else { continue };
+        state.accepted.fetch_add(1, Ordering::SeqCst);
+        let mut open = state.open.lock().unwrap();
+        if open.0 {
+            state.accepted_dead.fetch_add(1, Ordering::SeqCst);
+            drop(client);
+            continue;
+        }
+        let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+            continue;
+        };
+        let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+        for socket in [&client, &upstream] {
+            if let Ok(clone) = socket.try_clone() {
+                open.1.push(clone);
+            }
+        }
+        drop(open);
+        for (from, to) in [(&client, &upstream), (&upstream, &client)] {
+            let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+                continue;
+            };
+            let _ = std::thread::Builder::new()
+                .name("front-pump".into())
+                .spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+        }
+    }
 }

@@ -182,7 +182,7 @@ fn run(command: &mut Command) {
 
 /// Test CA, server certificate (SAN 127.0.0.1 and localhost) signed by it, and an
 /// unrelated "wrong" CA. EC keys: much faster to make than RSA.
-fn make_certificates(d: &Path) {
+pub fn make_certificates(d: &Path) {
     let new_key = [
         "-newkey",
         "ec",
