@@ -17,6 +17,7 @@ use crate::auth::{basic::parse_basic, LoginError};
 use crate::snapshot::Snapshot;
 
 use super::cache::{Body, ETag, Key, Rendered, ResourceKey};
+use super::dashboard;
 use super::hal::{self, write_json_f64, write_json_string, Json, Sink, View};
 use super::html::Html;
 use super::router::{self, Collection, NotFound, Options, Resource, Route};
@@ -77,7 +78,7 @@ const READ_METHODS: &str = "GET, HEAD, OPTIONS";
 const LOGIN_METHODS: &str = "GET, HEAD, POST, OPTIONS";
 
 impl Reply {
-    fn new(status: u16, content_type: &'static str, body: Body) -> Reply {
+    pub(super) fn new(status: u16, content_type: &'static str, body: Body) -> Reply {
         Reply {
             status,
             content_type: Some(content_type),
@@ -87,7 +88,11 @@ impl Reply {
         }
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {
+    pub(super) fn header(
+        mut self,
+        name: &'static str,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Reply {
         self.headers.push((name, value.into()));
         self
     }
@@ -257,6 +262,20 @@ impl App {
                 Method::Get | Method::Head | Method::Post => return self.auth_token(rq),
                 Method::Options => Reply::preflight(LOGIN_METHODS, cors),
                 _ => Reply::method_not_allowed(LOGIN_METHODS),
+            },
+            Route::Root => match rq.method {
+                Method::Get | Method::Head => dashboard::root(
+                    &self.config.general.server_prefix,
+                    router::prefers_html(rq.accept),
+                ),
+                Method::Options => Reply::preflight(READ_METHODS, cors),
+                _ => Reply::method_not_allowed(READ_METHODS),
+            },
+            Route::Asset(file) => match rq.method {
+                Method::Get | Method::Head => dashboard::asset(file, rq.if_none_match)
+                    .unwrap_or_else(|| Reply::not_found(path)),
+                Method::Options => Reply::preflight(READ_METHODS, cors),
+                _ => Reply::method_not_allowed(READ_METHODS),
             },
             route @ (Route::Api { .. } | Route::Unknown) => match rq.method {
                 Method::Get | Method::Head => self.api(rq, route, path, query),
@@ -429,6 +448,11 @@ impl App {
             } else {
                 "Bearer error=\"invalid_token\""
             };
+            if router::prefers_html(rq.accept) {
+                let prefix = &self.config.general.server_prefix;
+                return dashboard::login_required(prefix, e.status, e.msg)
+                    .header("WWW-Authenticate", challenge);
+            }
             let mut out = Vec::with_capacity(e.msg.len() + 12);
             out.extend_from_slice(b"{\"msg\":");
             write_json_string(&mut out, e.msg);

@@ -11,6 +11,7 @@
 //! or the htpasswd check), and it runs on its own threads.
 
 mod cache;
+mod dashboard;
 mod hal;
 mod handler;
 mod html;
