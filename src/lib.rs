@@ -2,13 +2,14 @@
 //! HAL+JSON API behind LDAP (or htpasswd) login and JSON Web Tokens.
 //!
 //! The data flows one way: `registry` (HTTP to the registry) → `scan` (one pass over it)
-//! → `usage` (pure size accounting) → `snapshot` (immutable result, swapped atomically)
-//! → `http` (read-only views). `refresh` is the only writer of the snapshot. See
+//! → `snapshot` (immutable result) → `usage` (the index derived from it) → `current`
+//! (both swapped in atomically) → `http` (read-only views). `refresh` is the only writer of the snapshot. See
 //! ARCHITECTURE.md for the code map and the invariants.
 
 pub mod auth;
 pub mod base64;
 pub mod config;
+pub mod current;
 pub mod digest;
 pub mod http;
 pub mod log;

@@ -59,7 +59,7 @@ pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
 
 /// Run one scan, swap it in and persist it. Returns whether it succeeded.
 pub fn scan_once(r: &Refresh) -> bool {
-    let previous = r.shared.get();
+    let previous = r.shared.snapshot();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         scan::scan(&r.client, previous.as_deref(), r.concurrency)
     }));

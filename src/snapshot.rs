@@ -11,12 +11,16 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+/// Kept here for the path library users know; it lives with the usage index it swaps in.
+pub use crate::current::Shared;
 pub use crate::digest::Digest;
+
+mod sizes;
 
 /// One distinct layer blob of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +54,22 @@ pub struct Repository {
     pub error: Option<Box<str>>,
 }
 
+/// Position of `item` in `slice` when it is one of its elements (by address), so that a
+/// reference handed around can be turned back into an index without a search.
+fn position_in<T>(slice: &[T], item: &T) -> Option<usize> {
+    let size = std::mem::size_of::<T>().max(1);
+    let start = slice.as_ptr() as usize;
+    let at = item as *const T as usize;
+    (at >= start && at < start + slice.len() * size && (at - start) % size == 0)
+        .then(|| (at - start) / size)
+}
+
 impl Repository {
+    /// Index of `tag` among this repository's tags, if it is one of them.
+    pub fn index_of(&self, tag: &Tag) -> Option<usize> {
+        position_in(self.tags.as_deref()?, tag)
+    }
+
     /// The tag called `name`, if the tags are known.
     pub fn tag(&self, name: &str) -> Option<&Tag> {
         let tags = self.tags.as_ref()?;
@@ -88,6 +107,11 @@ impl Snapshot {
             .binary_search_by(|r| r.name.as_ref().cmp(name))
             .ok()
             .map(|i| &self.repositories[i])
+    }
+
+    /// Index of `repo` in `repositories`, if it is one of this snapshot's.
+    pub fn index_of(&self, repo: &Repository) -> Option<usize> {
+        position_in(&self.repositories, repo)
     }
 
     /// Layers (digest, size) of a tag, for callers that need the digests.
@@ -296,7 +320,7 @@ impl Builder {
         drop(std::mem::take(&mut self.index));
         self.canonical_blobs();
         self.repositories.shrink_to_fit();
-        let totals = crate::usage::account(&self.blobs, &mut self.repositories);
+        let totals = sizes::account(&self.blobs, &mut self.repositories);
         self.blobs.shrink_to_fit();
         Snapshot {
             timestamp,
@@ -305,27 +329,6 @@ impl Builder {
             repositories: self.repositories,
             totals,
         }
-    }
-}
-
-/// The current snapshot, shared between the refresh thread (the only writer) and the
-/// HTTP workers. The lock is held only to clone or replace the `Arc`, never during a
-/// scan or while a response is written.
-#[derive(Default)]
-pub struct Shared {
-    current: RwLock<Option<Arc<Snapshot>>>,
-}
-
-impl Shared {
-    pub fn get(&self) -> Option<Arc<Snapshot>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set(&self, snapshot: Arc<Snapshot>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(snapshot);
     }
 }
 

@@ -220,7 +220,7 @@ fn registry_down_keeps_the_old_snapshot_and_the_next_scan_recovers() {
         snapshot_file: None,
     };
     assert!(scan_once(&refresh));
-    let before = shared.get().unwrap();
+    let before = shared.snapshot().unwrap();
 
     fake.set_down(true);
     assert!(
@@ -232,7 +232,7 @@ fn registry_down_keeps_the_old_snapshot_and_the_next_scan_recovers() {
         1 + 4,
         "discovery is retried (4 attempts)"
     );
-    let kept = shared.get().unwrap();
+    let kept = shared.snapshot().unwrap();
     assert_eq!(
         kept.generation, before.generation,
         "the old snapshot is still served"
@@ -241,7 +241,7 @@ fn registry_down_keeps_the_old_snapshot_and_the_next_scan_recovers() {
     fake.set_down(false);
     image(&fake, "a", "1", &[blob(1, 10), blob(2, 5)]);
     assert!(scan_once(&refresh));
-    let after = shared.get().unwrap();
+    let after = shared.snapshot().unwrap();
     assert_ne!(after.generation, before.generation);
     assert_eq!(after.repository("a").unwrap().size, Some(15));
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::router::Collection;
+use crate::usage::order::ListOptions;
 
 /// A strong entity tag: a 64-bit hash of the exact body bytes, as `"<16 hex digits>"`.
 ///
@@ -69,6 +70,9 @@ pub enum ResourceKey {
     Collection,
     Repository(Box<str>),
     Tags(Box<str>),
+    Namespaces,
+    /// By index: keys live for one generation, in which indices are fixed.
+    Namespace(u32),
 }
 
 /// Everything that changes a document within one snapshot generation. The server
@@ -81,6 +85,8 @@ pub struct Key {
     pub depth: u8,
     pub links: bool,
     pub html: bool,
+    /// `sort`, `limit`, `page`, `per_page`, `q`: each form is a document of its own.
+    pub list: ListOptions,
 }
 
 /// A cached document.
@@ -271,7 +277,10 @@ impl RenderCache {
         }
         let size = rendered.body.len();
         let replaced = state.entries.get(&key).map_or(0, |old| old.body.len());
-        let per_repository = key.resource != ResourceKey::Collection;
+        let per_repository = !matches!(
+            key.resource,
+            ResourceKey::Collection | ResourceKey::Namespaces
+        );
         if state.bytes - replaced + size > MAX_BYTES
             || (per_repository && state.repository_bytes - replaced + size > MAX_REPOSITORY_BYTES)
         {
@@ -324,6 +333,7 @@ mod tests {
             depth,
             links: false,
             html: false,
+            list: ListOptions::default(),
         }
     }
 

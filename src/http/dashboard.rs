@@ -18,6 +18,7 @@ use super::cache::{Body, ETag};
 use super::hal::write_json_string;
 use super::handler::{Reply, HAL_JSON, HTML};
 use super::html::escape_into;
+use super::router::{Request, Route};
 
 static INDEX_HTML: &str = include_str!("dashboard/index.html");
 static APP_JS: &[u8] = include_bytes!("dashboard/app.js");
@@ -79,9 +80,19 @@ fn page(prefix: &str) -> String {
         .replace("{{style.css}}", &css.file)
 }
 
+/// The answer on the dashboard's routes: `/` and `/dashboard/<file>`.
+pub fn serve(prefix: &str, request: &Request<'_>) -> Reply {
+    match request.route {
+        Route::Asset(file) => {
+            asset(file, request.if_none_match).unwrap_or_else(|| Reply::not_found(request.path))
+        }
+        _ => root(prefix, request.html),
+    }
+}
+
 /// `GET <prefix>/`: the dashboard for a browser, the API root (links only) for anyone
 /// else. Neither holds data, so neither needs a token.
-pub fn root(prefix: &str, html: bool) -> Reply {
+fn root(prefix: &str, html: bool) -> Reply {
     let reply = if html {
         Reply::new(200, HTML, Body::Owned(page(prefix).into_bytes()))
             .header("Content-Security-Policy", PAGE_CSP)
@@ -134,7 +145,7 @@ fn api_root(prefix: &str) -> Vec<u8> {
 
 /// `GET <prefix>/dashboard/<file>`: an embedded asset, under its hashed name only (an
 /// old name after an upgrade is a 404 rather than new bytes under a name cached forever).
-pub fn asset(file: &str, if_none_match: Option<&str>) -> Option<Reply> {
+fn asset(file: &str, if_none_match: Option<&str>) -> Option<Reply> {
     let asset = assets().iter().find(|a| a.file == file)?;
     let fresh =
         if_none_match.is_some_and(|inm| super::router::none_match(inm, asset.etag.as_str()));

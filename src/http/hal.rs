@@ -13,6 +13,8 @@
 //! link list that would be empty is left out.
 
 use crate::snapshot::{Repository, Snapshot, Tag};
+use crate::usage::namespaces::NONE;
+use crate::usage::{Child, Usage};
 
 use crate::percent::Encoded;
 
@@ -26,6 +28,8 @@ pub struct Href<'a> {
     pub repo: Option<&'a str>,
     pub tags: bool,
     pub tag: Option<&'a str>,
+    /// A query string (already encoded), for paging links.
+    pub query: Option<&'a str>,
 }
 
 impl<'a> Href<'a> {
@@ -35,6 +39,7 @@ impl<'a> Href<'a> {
             repo: None,
             tags: false,
             tag: None,
+            query: None,
         }
     }
 
@@ -72,6 +77,9 @@ impl std::fmt::Display for Href<'_> {
                 }
             }
         }
+        if let Some(query) = self.query {
+            write!(f, "?{query}")?;
+        }
         Ok(())
     }
 }
@@ -86,6 +94,10 @@ pub trait Sink {
     fn str_field(&mut self, key: &str, value: &str);
     /// `None` is written as `null` (a size that is unknown because the scan failed).
     fn u64_field(&mut self, key: &str, value: Option<u64>);
+    /// A field whose value is unknown (`null`; "unknown" in HTML).
+    fn null_field(&mut self, key: &str) {
+        self.u64_field(key, None);
+    }
     fn f64_field(&mut self, key: &str, value: f64);
     fn begin_links(&mut self);
     fn link(&mut self, rel: &str, href: &Href<'_>, title: Option<&str>);
@@ -103,12 +115,37 @@ pub trait Sink {
     fn end(&mut self);
 }
 
-/// How a client asked to see the resources: under which base URL, and with links or not.
-#[derive(Debug, Clone, Copy)]
+/// How a client asked to see the resources: under which base URL, with links or not,
+/// and with the usage fields or without (the original's documents, byte for byte).
+#[derive(Clone, Copy)]
 pub struct View<'a> {
     /// `<server_prefix>/repositories` or `<server_prefix>/images`.
     pub base: &'a str,
     pub links: bool,
+    /// Present when the document carries the usage fields: under `/namespaces`, or when
+    /// a list parameter (`sort`, `limit`, `page`, `per_page`, `q`) was given.
+    pub usage: Option<Numbers<'a>>,
+}
+
+/// What the usage fields are read from.
+#[derive(Clone, Copy)]
+pub struct Numbers<'a> {
+    pub snapshot: &'a Snapshot,
+    pub usage: &'a Usage,
+    /// `<server_prefix>/namespaces`.
+    pub namespaces: &'a str,
+}
+
+/// The list a request asked for (sorted, filtered, cut), for the one list of the
+/// document it applies to; lists nested deeper stay complete and in name order.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Indices as the list's `Usage::select_*` gives them.
+    pub items: Vec<u32>,
+    /// The total to write as `count` (items matching `q`, at most `limit`), if any.
+    pub count: Option<usize>,
+    /// `(rel, query string)` of the `first`/`prev`/`next`/`last` links.
+    pub pages: Vec<(&'static str, String)>,
 }
 
 /// How deep `embed` may usefully go: collection → repository → tags → tag. Any larger
@@ -116,8 +153,46 @@ pub struct View<'a> {
 /// `embed=3`, `embed=99` and `embed=true` share one cache entry).
 pub const MAX_DEPTH: u8 = 3;
 
+/// The positions to list: the listing's, or all `len` in name order.
+fn positions(listing: Option<&Listing>, len: usize) -> Box<dyn Iterator<Item = usize> + '_> {
+    match listing {
+        Some(l) => Box::new(l.items.iter().map(|&i| i as usize)),
+        None => Box::new(0..len),
+    }
+}
+
+/// `_links` is written when asked for, and always when the list is paged.
+fn wants_links(view: View<'_>, listing: Option<&Listing>) -> bool {
+    view.links || listing.is_some_and(|l| !l.pages.is_empty())
+}
+
+fn page_links<S: Sink>(s: &mut S, href: Href<'_>, listing: Option<&Listing>) {
+    for (rel, query) in listing.map_or(&[][..], |l| &l.pages[..]) {
+        s.link(
+            rel,
+            &Href {
+                query: Some(query),
+                ..href
+            },
+            None,
+        );
+    }
+}
+
+fn count_field<S: Sink>(s: &mut S, listing: Option<&Listing>) {
+    if let Some(count) = listing.and_then(|l| l.count) {
+        s.u64_field("count", Some(count as u64));
+    }
+}
+
 /// `/repositories`: registry totals; links to every repository; embedded repositories.
-pub fn collection<S: Sink>(s: &mut S, snapshot: &Snapshot, view: View<'_>, depth: u8) {
+pub fn collection<S: Sink>(
+    s: &mut S,
+    snapshot: &Snapshot,
+    view: View<'_>,
+    depth: u8,
+    listing: Option<&Listing>,
+) {
     let href = Href::collection(view.base);
     s.begin(&href);
     let totals = &snapshot.totals;
@@ -126,24 +201,32 @@ pub fn collection<S: Sink>(s: &mut S, snapshot: &Snapshot, view: View<'_>, depth
     s.u64_field("disk_size", Some(totals.disk_size));
     s.u64_field("repository_count", Some(totals.repository_count as u64));
     s.u64_field("tag_count", Some(totals.tag_count as u64));
+    if let Some(n) = view.usage {
+        s.u64_field("deduplicated_size", Some(n.usage.deduplicated_size()));
+    }
+    count_field(s, listing);
     let repos = &snapshot.repositories;
-    if view.links {
+    let mut listed = positions(listing, repos.len()).peekable();
+    let any = listed.peek().is_some();
+    drop(listed);
+    if wants_links(view, listing) {
         s.begin_links();
         s.link("self", &href, None);
-        if !repos.is_empty() {
+        if view.links && any {
             s.begin_link_list("items");
-            for r in repos {
+            for r in positions(listing, repos.len()).map(|i| &repos[i]) {
                 s.list_link(&Href::repository(view.base, &r.name), &r.name);
             }
             s.end_link_list();
         }
+        page_links(s, href, listing);
         s.end_links();
     }
-    if depth > 0 && !repos.is_empty() {
+    if depth > 0 && any {
         s.begin_embedded();
         s.begin_embedded_list("items");
-        for r in repos {
-            repository(s, r, view, depth - 1);
+        for r in positions(listing, repos.len()).map(|i| &repos[i]) {
+            repository(s, r, view, depth - 1, None);
         }
         s.end_embedded_list();
         s.end_embedded();
@@ -153,12 +236,32 @@ pub fn collection<S: Sink>(s: &mut S, snapshot: &Snapshot, view: View<'_>, depth
 
 /// A repository: name, sizes (null when unknown), the scan error if its last scan
 /// failed; a `related` link and embedded tags collection only when its tags are known.
-pub fn repository<S: Sink>(s: &mut S, repo: &Repository, view: View<'_>, depth: u8) {
+/// `listing` applies to the embedded tags.
+pub fn repository<S: Sink>(
+    s: &mut S,
+    repo: &Repository,
+    view: View<'_>,
+    depth: u8,
+    listing: Option<&Listing>,
+) {
     let href = Href::repository(view.base, &repo.name);
     s.begin(&href);
     s.str_field("name", &repo.name);
     s.u64_field("size", repo.size);
     s.u64_field("disk_size", repo.disk_size);
+    if let Some(n) = view.usage {
+        let numbers = repo
+            .tags
+            .as_ref()
+            .and_then(|tags| Some((n.snapshot.index_of(repo)?, tags.len())))
+            .map(|(r, tags)| (n.usage.repository(r), tags as u64));
+        s.u64_field(
+            "deduplicated_size",
+            numbers.map(|(u, _)| u.deduplicated_size),
+        );
+        s.u64_field("exclusive_size", numbers.map(|(u, _)| u.exclusive_size));
+        s.u64_field("tag_count", numbers.map(|(_, t)| t));
+    }
     if let Some(error) = &repo.error {
         s.str_field("error", error);
     }
@@ -174,7 +277,7 @@ pub fn repository<S: Sink>(s: &mut S, repo: &Repository, view: View<'_>, depth: 
     if let (true, Some(tag_list)) = (depth > 0, &repo.tags) {
         s.begin_embedded();
         s.begin_embedded_one("related");
-        tags(s, repo, tag_list, view, depth - 1);
+        tags(s, repo, tag_list, view, depth - 1, listing);
         s.end_embedded_one();
         s.end_embedded();
     }
@@ -182,27 +285,39 @@ pub fn repository<S: Sink>(s: &mut S, repo: &Repository, view: View<'_>, depth: 
 }
 
 /// A repository's tags collection: the count; links to each tag; embedded tags.
-pub fn tags<S: Sink>(s: &mut S, repo: &Repository, tag_list: &[Tag], view: View<'_>, depth: u8) {
+pub fn tags<S: Sink>(
+    s: &mut S,
+    repo: &Repository,
+    tag_list: &[Tag],
+    view: View<'_>,
+    depth: u8,
+    listing: Option<&Listing>,
+) {
     let href = Href::tags(view.base, &repo.name);
     s.begin(&href);
-    s.u64_field("count", Some(tag_list.len() as u64));
-    if view.links {
+    let count = listing.and_then(|l| l.count).unwrap_or(tag_list.len());
+    s.u64_field("count", Some(count as u64));
+    let any = positions(listing, tag_list.len()).next().is_some();
+    if wants_links(view, listing) {
         s.begin_links();
         s.link("self", &href, None);
-        s.link("up", &Href::repository(view.base, &repo.name), None);
-        if !tag_list.is_empty() {
+        if view.links {
+            s.link("up", &Href::repository(view.base, &repo.name), None);
+        }
+        if view.links && any {
             s.begin_link_list("items");
-            for t in tag_list {
+            for t in positions(listing, tag_list.len()).map(|i| &tag_list[i]) {
                 s.list_link(&Href::tag(view.base, &repo.name, &t.name), &t.name);
             }
             s.end_link_list();
         }
+        page_links(s, href, listing);
         s.end_links();
     }
-    if depth > 0 && !tag_list.is_empty() {
+    if depth > 0 && any {
         s.begin_embedded();
         s.begin_embedded_list("items");
-        for t in tag_list {
+        for t in positions(listing, tag_list.len()).map(|i| &tag_list[i]) {
             tag(s, repo, t, view);
         }
         s.end_embedded_list();
@@ -218,11 +333,160 @@ pub fn tag<S: Sink>(s: &mut S, repo: &Repository, t: &Tag, view: View<'_>) {
     s.str_field("name", &t.name);
     s.u64_field("size", Some(t.size));
     s.u64_field("disk_size", Some(t.disk_size));
+    if let Some(n) = view.usage {
+        let exclusive = n
+            .snapshot
+            .index_of(repo)
+            .zip(repo.index_of(t))
+            .map(|(r, t)| n.usage.tag_exclusive_size(r, t));
+        s.u64_field("exclusive_size", exclusive);
+        match &t.digest {
+            Some(d) => s.str_field("digest", &d.to_string()),
+            None => s.null_field("digest"),
+        }
+    }
     if view.links {
         s.begin_links();
         s.link("self", &href, None);
         s.link("collection", &Href::tags(view.base, &repo.name), None);
         s.end_links();
+    }
+    s.end();
+}
+
+/// `/namespaces`: the count of top-level namespaces; links to them; embedded namespaces.
+/// `listing` is always given (its items are namespace indices).
+pub fn namespaces<S: Sink>(
+    s: &mut S,
+    n: Numbers<'_>,
+    view: View<'_>,
+    depth: u8,
+    listing: &Listing,
+) {
+    let href = Href::collection(n.namespaces);
+    s.begin(&href);
+    count_field(s, Some(listing));
+    let list = n.usage.namespaces();
+    let listed = || listing.items.iter().map(|&i| (i, &list[i as usize]));
+    if wants_links(view, Some(listing)) {
+        s.begin_links();
+        s.link("self", &href, None);
+        if view.links && !listing.items.is_empty() {
+            s.begin_link_list("items");
+            for (_, ns) in listed() {
+                s.list_link(&Href::repository(n.namespaces, &ns.name), &ns.name);
+            }
+            s.end_link_list();
+        }
+        page_links(s, href, Some(listing));
+        s.end_links();
+    }
+    if depth > 0 && !listing.items.is_empty() {
+        s.begin_embedded();
+        s.begin_embedded_list("items");
+        for (i, _) in listed() {
+            namespace(s, n, i, view, depth - 1, None);
+        }
+        s.end_embedded_list();
+        s.end_embedded();
+    }
+    s.end();
+}
+
+/// A namespace: its numbers; links to its parent, child namespaces and repositories;
+/// those children embedded. `listing` (entries of `Usage::select_children`) applies to
+/// the children, namespaces and repositories together.
+pub fn namespace<S: Sink>(
+    s: &mut S,
+    n: Numbers<'_>,
+    index: u32,
+    view: View<'_>,
+    depth: u8,
+    listing: Option<&Listing>,
+) {
+    let (snapshot, usage) = (n.snapshot, n.usage);
+    let ns = &usage.namespaces()[index as usize];
+    let href = Href::repository(n.namespaces, &ns.name);
+    s.begin(&href);
+    s.str_field("name", &ns.name);
+    s.u64_field("size", Some(ns.size));
+    s.u64_field("disk_size", Some(ns.disk_size));
+    s.u64_field("deduplicated_size", Some(ns.deduplicated_size));
+    s.u64_field("exclusive_size", Some(ns.exclusive_size));
+    s.u64_field("repository_count", Some(ns.repository_count));
+    s.u64_field("tag_count", Some(ns.tag_count));
+    s.u64_field("failed_repository_count", Some(ns.failed_repository_count));
+    count_field(s, listing);
+    let entries = match listing {
+        Some(l) => l.items.clone(),
+        None => {
+            usage
+                .select_children(snapshot, index, &Default::default())
+                .items
+        }
+    };
+    let children = || entries.iter().map(|&e| usage.child(snapshot, e));
+    let child_namespaces = || {
+        children().filter_map(|c| match c {
+            Child::Namespace(c) => Some(c),
+            Child::Repository(_) => None,
+        })
+    };
+    let repositories = || {
+        children().filter_map(|c| match c {
+            Child::Repository(r) => Some(&snapshot.repositories[r as usize]),
+            Child::Namespace(_) => None,
+        })
+    };
+    let list = usage.namespaces();
+    if wants_links(view, listing) {
+        s.begin_links();
+        s.link("self", &href, None);
+        if view.links {
+            match ns.parent {
+                NONE => s.link("up", &Href::collection(n.namespaces), None),
+                p => s.link(
+                    "up",
+                    &Href::repository(n.namespaces, &list[p as usize].name),
+                    None,
+                ),
+            }
+            if child_namespaces().next().is_some() {
+                s.begin_link_list("namespaces");
+                for c in child_namespaces() {
+                    let name = &list[c as usize].name;
+                    s.list_link(&Href::repository(n.namespaces, name), name);
+                }
+                s.end_link_list();
+            }
+            if repositories().next().is_some() {
+                s.begin_link_list("repositories");
+                for r in repositories() {
+                    s.list_link(&Href::repository(view.base, &r.name), &r.name);
+                }
+                s.end_link_list();
+            }
+        }
+        page_links(s, href, listing);
+        s.end_links();
+    }
+    if depth > 0 && !entries.is_empty() {
+        s.begin_embedded();
+        if child_namespaces().next().is_some() {
+            s.begin_embedded_list("namespaces");
+            for c in child_namespaces() {
+                namespace(s, n, c, view, depth - 1, None);
+            }
+            s.end_embedded_list();
+        }
+        if repositories().next().is_some() {
+            s.begin_embedded_list("repositories");
+            for r in repositories() {
+                repository(s, r, view, depth - 1, None);
+            }
+            s.end_embedded_list();
+        }
+        s.end_embedded();
     }
     s.end();
 }
@@ -296,6 +560,11 @@ impl Json {
                     crate::percent::encode_into(&mut self.out, tag);
                 }
             }
+        }
+        if let Some(query) = href.query {
+            // Built from fixed names and percent-encoded values: no `"` or `\`.
+            self.out.push(b'?');
+            self.out.extend_from_slice(query.as_bytes());
         }
         self.out.push(b'"');
     }
@@ -463,8 +732,9 @@ mod tests {
         let view = View {
             base: "/p/repositories",
             links: true,
+            usage: None,
         };
-        let doc = json(|j| collection(j, &s, view, MAX_DEPTH));
+        let doc = json(|j| collection(j, &s, view, MAX_DEPTH, None));
         assert_eq!(doc["_links"]["items"][2]["href"], "/p/repositories/g%2Fapp");
         let items = doc["_embedded"]["items"].as_array().unwrap();
         assert_eq!(items.len(), 3);
@@ -495,9 +765,10 @@ mod tests {
         let view = View {
             base: "/repositories",
             links: false,
+            usage: None,
         };
         let mut j = Json::with_capacity(64);
-        repository(&mut j, s.repository("g/app").unwrap(), view, 0);
+        repository(&mut j, s.repository("g/app").unwrap(), view, 0, None);
         assert_eq!(
             String::from_utf8(j.into_bytes()).unwrap(),
             r#"{"name":"g/app","size":10,"disk_size":10}"#

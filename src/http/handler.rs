@@ -14,13 +14,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::jwt::TokenError;
 use crate::auth::{basic::parse_basic, LoginError};
-use crate::snapshot::Snapshot;
+use crate::current::Current;
+use crate::snapshot::Repository;
 
 use super::cache::{Body, ETag, Key, Rendered, ResourceKey};
 use super::dashboard;
-use super::hal::{self, write_json_f64, write_json_string, Json, Sink, View};
+use super::hal::{self, write_json_f64, write_json_string, Json, Listing, Numbers, Sink, View};
 use super::html::Html;
-use super::router::{self, Collection, NotFound, Options, Resource, Route};
+use super::router::{self, Collection, NotFound, Options, Request, Resource, Route};
 use super::App;
 
 /// Longest request target served; longer ones get 414. Names are at most 255 bytes
@@ -111,7 +112,7 @@ impl Reply {
             .header("Allow", allow)
     }
 
-    fn not_found(path: &str) -> Reply {
+    pub(super) fn not_found(path: &str) -> Reply {
         Reply::message(404, &format!("The resource \"{path}\" does not exist"))
     }
 
@@ -239,49 +240,55 @@ fn retry_after(wait: Duration) -> String {
         .to_string()
 }
 
+/// What serves a route, and the methods it allows: one table, one `match` on the method.
+#[derive(Clone, Copy)]
+enum Handler {
+    Health,
+    Login,
+    OpenApi,
+    /// The dashboard's page (or the API root) and its assets.
+    Dashboard,
+    Data,
+}
+
+fn handler_of(route: &Route<'_>) -> (Handler, &'static str) {
+    match route {
+        Route::Health => (Handler::Health, READ_METHODS),
+        Route::AuthToken => (Handler::Login, LOGIN_METHODS),
+        Route::OpenApi => (Handler::OpenApi, READ_METHODS),
+        Route::Root | Route::Asset(_) => (Handler::Dashboard, READ_METHODS),
+        Route::Api { .. } | Route::Namespaces { .. } | Route::Unknown => {
+            (Handler::Data, READ_METHODS)
+        }
+    }
+}
+
 impl App {
     /// Answers a request, or hands a login back to be run elsewhere.
     pub fn handle(&self, rq: &Incoming<'_>) -> Outcome {
         if rq.target.len() > MAX_TARGET {
             return Outcome::Reply(Reply::message(414, "The request URL is too long"));
         }
-        let (path, query) = router::split_target(rq.target);
+        let request = router::parse_request(
+            &self.config.general.server_prefix,
+            rq.target,
+            rq.accept,
+            rq.if_none_match,
+        );
         let cors = !self.config.general.cors_origin.is_empty();
-        let reply = match router::route(&self.config.general.server_prefix, path) {
-            Route::Health => match rq.method {
-                Method::Get | Method::Head => self.health(),
-                Method::Options => Reply::preflight(READ_METHODS, cors),
-                _ => Reply::method_not_allowed(READ_METHODS),
-            },
-            Route::OpenApi => match rq.method {
-                Method::Get | Method::Head => openapi(rq.if_none_match),
-                Method::Options => Reply::preflight(READ_METHODS, cors),
-                _ => Reply::method_not_allowed(READ_METHODS),
-            },
-            Route::AuthToken => match rq.method {
-                Method::Get | Method::Head | Method::Post => return self.auth_token(rq),
-                Method::Options => Reply::preflight(LOGIN_METHODS, cors),
-                _ => Reply::method_not_allowed(LOGIN_METHODS),
-            },
-            Route::Root => match rq.method {
-                Method::Get | Method::Head => dashboard::root(
-                    &self.config.general.server_prefix,
-                    router::prefers_html(rq.accept),
-                ),
-                Method::Options => Reply::preflight(READ_METHODS, cors),
-                _ => Reply::method_not_allowed(READ_METHODS),
-            },
-            Route::Asset(file) => match rq.method {
-                Method::Get | Method::Head => dashboard::asset(file, rq.if_none_match)
-                    .unwrap_or_else(|| Reply::not_found(path)),
-                Method::Options => Reply::preflight(READ_METHODS, cors),
-                _ => Reply::method_not_allowed(READ_METHODS),
-            },
-            route @ (Route::Api { .. } | Route::Unknown) => match rq.method {
-                Method::Get | Method::Head => self.api(rq, route, path, query),
-                Method::Options => Reply::preflight(READ_METHODS, cors),
-                _ => Reply::method_not_allowed(READ_METHODS),
-            },
+        let (handler, allow) = handler_of(&request.route);
+        let reply = match (handler, rq.method) {
+            (_, Method::Options) => Reply::preflight(allow, cors),
+            (Handler::Login, Method::Get | Method::Head | Method::Post) => {
+                return self.auth_token(rq)
+            }
+            (Handler::Health, Method::Get | Method::Head) => self.health(),
+            (Handler::OpenApi, Method::Get | Method::Head) => openapi(rq.if_none_match),
+            (Handler::Dashboard, Method::Get | Method::Head) => {
+                dashboard::serve(&self.config.general.server_prefix, &request)
+            }
+            (Handler::Data, Method::Get | Method::Head) => self.api(rq, &request),
+            _ => Reply::method_not_allowed(allow),
         };
         Outcome::Reply(reply)
     }
@@ -289,9 +296,9 @@ impl App {
     /// `/health`: for load balancers and orchestrators, so no auth, and nothing about the
     /// registry or LDAP beyond "there is data, this old".
     fn health(&self) -> Reply {
-        let snapshot = self.snapshots.get();
+        let current = self.snapshots.get();
         let mut out = Vec::with_capacity(96);
-        let status = match &snapshot {
+        let status = match current.as_ref().map(|c| &c.snapshot) {
             Some(s) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -438,9 +445,10 @@ impl App {
         .header("Retry-After", "2")
     }
 
-    /// Everything under `/repositories` (and unknown paths): token first, so that an
-    /// unauthenticated client learns nothing, not even whether a name exists.
-    fn api(&self, rq: &Incoming<'_>, route: Route<'_>, path: &str, query: &str) -> Reply {
+    /// Everything under `/repositories` and `/namespaces` (and unknown paths): token
+    /// first, so that an unauthenticated client learns nothing, not even whether a name
+    /// exists.
+    fn api(&self, rq: &Incoming<'_>, request: &Request<'_>) -> Reply {
         if let Err(e) = self.check_token(rq.authorization) {
             let missing = !rq.authorization.is_some_and(|a| !a.trim().is_empty());
             let challenge = if missing {
@@ -448,7 +456,7 @@ impl App {
             } else {
                 "Bearer error=\"invalid_token\""
             };
-            if router::prefers_html(rq.accept) {
+            if request.html {
                 let prefix = &self.config.general.server_prefix;
                 return dashboard::login_required(prefix, e.status, e.msg)
                     .header("WWW-Authenticate", challenge);
@@ -460,27 +468,41 @@ impl App {
             return Reply::new(e.status, JSON, Body::Owned(out))
                 .header("WWW-Authenticate", challenge);
         }
-        let Route::Api { collection, rest } = route else {
-            return Reply::not_found(path);
-        };
-        let Some(snapshot) = self.snapshots.get() else {
+        let Some(current) = self.snapshots.get() else {
             return Reply::message(
                 503,
                 "No data yet: the first scan of the registry has not finished",
             )
             .header("Retry-After", "10");
         };
-        let base = self.base(collection);
-        let resource = match router::resolve(&snapshot, base, rest) {
+        let (resolved, collection) = match request.route {
+            Route::Api { collection, rest } => (
+                router::resolve(&current.snapshot, self.base(collection), rest),
+                collection,
+            ),
+            Route::Namespaces { rest } => (
+                router::resolve_namespace(&current.usage, &self.bases[2], rest),
+                Collection::Repositories,
+            ),
+            _ => return Reply::not_found(request.path),
+        };
+        let resource = match resolved {
             Ok(resource) => resource,
             Err(NotFound::BadPath(e)) => return Reply::message(400, e.message()),
             Err(NotFound::Missing(href)) => return Reply::not_found(&href),
         };
-        let options = router::parse_options(query);
-        let html = router::prefers_html(rq.accept);
-        let (body, etag) = self.render(&snapshot, resource, collection, options, html);
+        let accepted = resource.sort_keys();
+        let options = match &request.options {
+            Ok(options) => options,
+            Err(e) => return Reply::message(400, &e.message(accepted)),
+        };
+        if let Err(message) = options.list.check(accepted) {
+            return Reply::message(400, &message);
+        }
+        let html = request.html;
+        let (body, etag) = self.render(&current, resource, collection, options, html);
         let content_type = if html { HTML } else { HAL_JSON };
-        let fresh = rq
+        let fresh = request
             .if_none_match
             .is_some_and(|inm| router::none_match(inm, etag.as_str()));
         let mut reply = if fresh {
@@ -518,27 +540,26 @@ impl App {
         Ok(())
     }
 
-    /// The document of `resource`, from the cache when it is a large one.
+    /// The document of `resource`, from the cache when it lists something.
     fn render(
         &self,
-        snapshot: &Snapshot,
+        current: &Current,
         resource: Resource<'_>,
         collection: Collection,
-        options: Options,
+        options: &Options,
         html: bool,
     ) -> (Body, ETag) {
-        let view = View {
-            base: self.base(collection),
-            links: options.links,
-        };
         let render = |capacity: usize| {
+            let view = self.view(current, resource, collection, options);
+            let listing = listing(current, resource, options);
+            let listing = listing.as_ref();
             let bytes = if html {
                 let mut sink = Html::with_capacity(capacity + 1024);
-                write_resource(&mut sink, snapshot, resource, view, options.depth);
+                write_resource(&mut sink, current, resource, view, options.depth, listing);
                 sink.into_bytes()
             } else {
                 let mut sink = Json::with_capacity(capacity);
-                write_resource(&mut sink, snapshot, resource, view, options.depth);
+                write_resource(&mut sink, current, resource, view, options.depth, listing);
                 sink.into_bytes()
             };
             let etag = ETag::of(&bytes);
@@ -546,22 +567,45 @@ impl App {
         };
         match cache_key(resource, collection, options, html) {
             Some(key) => {
-                let hit = self.cache.get_or_render(snapshot.generation, key, || {
-                    let (mut bytes, etag) = render(64 * 1024);
-                    // Kept for the whole generation: give back the growth slack (for a
-                    // large buffer this is a remap, not a copy).
-                    bytes.shrink_to_fit();
-                    Rendered {
-                        body: Arc::new(bytes),
-                        etag,
-                    }
-                });
+                let hit = self
+                    .cache
+                    .get_or_render(current.snapshot.generation, key, || {
+                        let (mut bytes, etag) = render(64 * 1024);
+                        // Kept for the whole generation: give back the growth slack (for a
+                        // large buffer this is a remap, not a copy).
+                        bytes.shrink_to_fit();
+                        Rendered {
+                            body: Arc::new(bytes),
+                            etag,
+                        }
+                    });
                 (Body::Shared(hit.body), hit.etag)
             }
             None => {
                 let (bytes, etag) = render(256);
                 (Body::Owned(bytes), etag)
             }
+        }
+    }
+
+    /// How `resource` is shown: the usage fields only under `/namespaces` or when a list
+    /// parameter was given, so that every other answer stays the original's.
+    fn view<'a>(
+        &'a self,
+        current: &'a Current,
+        resource: Resource<'_>,
+        collection: Collection,
+        options: &Options,
+    ) -> View<'a> {
+        let namespaced = matches!(resource, Resource::Namespaces | Resource::Namespace(_));
+        View {
+            base: self.base(collection),
+            links: options.links,
+            usage: (namespaced || options.list.is_set()).then_some(Numbers {
+                snapshot: &current.snapshot,
+                usage: &current.usage,
+                namespaces: &self.bases[2],
+            }),
         }
     }
 }
@@ -590,21 +634,61 @@ fn openapi(if_none_match: Option<&str>) -> Reply {
     .header("Cache-Control", "no-cache")
 }
 
-/// Documents that list something are cached: the collection, and a repository or tags
-/// collection with `embed` or `links` (a 10-tag repository with links is 3 KB, and
-/// rendering it costs more than the lookup). A tag, or a repository without a list, is
-/// rendered per request.
+/// The list of `resource` that the options ask for, from the index's precomputed
+/// orders; `None` where the document lists everything in name order (as the original).
+fn listing(current: &Current, resource: Resource<'_>, options: &Options) -> Option<Listing> {
+    let (snapshot, usage) = (&*current.snapshot, &current.usage);
+    let list = &options.list;
+    let set = list.is_set();
+    let tags_of = |repo: &Repository| {
+        snapshot
+            .index_of(repo)
+            .map(|r| usage.select_tags(snapshot, r, list))
+    };
+    let selection = match resource {
+        Resource::Collection if set => Some(usage.select_repositories(snapshot, list)),
+        Resource::Repository(repo) if set && options.depth > 0 => tags_of(repo),
+        Resource::Tags(repo, _) if set => tags_of(repo),
+        Resource::Namespaces => Some(usage.select_top(snapshot, list)),
+        Resource::Namespace(n) if set => Some(usage.select_children(snapshot, n, list)),
+        _ => None,
+    }?;
+    let mut pages = Vec::new();
+    if let Some(page) = selection.page {
+        pages.push(("first", options.query_for_page(1)));
+        if page.number > 1 {
+            let prev = (page.number - 1).min(page.last);
+            pages.push(("prev", options.query_for_page(prev)));
+        }
+        if page.number < page.last {
+            pages.push(("next", options.query_for_page(page.number + 1)));
+        }
+        pages.push(("last", options.query_for_page(page.last)));
+    }
+    Some(Listing {
+        items: selection.items,
+        count: (set || matches!(resource, Resource::Namespaces)).then_some(selection.count),
+        pages,
+    })
+}
+
+/// Documents that list something are cached: the collections, a repository or tags
+/// collection with `embed`, `links` or a list parameter (a 10-tag repository with links
+/// is 3 KB, and rendering it costs more than the lookup), and namespaces. A tag, or a
+/// repository without a list, is rendered per request.
 fn cache_key(
     resource: Resource<'_>,
     collection: Collection,
-    options: Options,
+    options: &Options,
     html: bool,
 ) -> Option<Key> {
-    let listing = options.depth > 0 || options.links;
+    let listing = options.depth > 0 || options.links || options.list.is_set();
     let resource = match resource {
         Resource::Collection if listing => ResourceKey::Collection,
         Resource::Repository(r) if listing => ResourceKey::Repository(r.name.clone()),
         Resource::Tags(r, _) if listing => ResourceKey::Tags(r.name.clone()),
+        Resource::Namespaces => ResourceKey::Namespaces,
+        Resource::Namespace(n) => ResourceKey::Namespace(n),
         _ => return None,
     };
     Some(Key {
@@ -613,22 +697,34 @@ fn cache_key(
         depth: options.depth,
         links: options.links,
         html,
+        list: options.list.clone(),
     })
 }
 
 /// Renders one resource (with what it embeds) into `sink`.
 pub fn write_resource<S: Sink>(
     sink: &mut S,
-    snapshot: &Snapshot,
+    current: &Current,
     resource: Resource<'_>,
     view: View<'_>,
     depth: u8,
+    listing: Option<&Listing>,
 ) {
+    let numbers = Numbers {
+        snapshot: &current.snapshot,
+        usage: &current.usage,
+        namespaces: view.usage.map_or("", |n| n.namespaces),
+    };
     match resource {
-        Resource::Collection => hal::collection(sink, snapshot, view, depth),
-        Resource::Repository(repo) => hal::repository(sink, repo, view, depth),
-        Resource::Tags(repo, tags) => hal::tags(sink, repo, tags, view, depth),
+        Resource::Collection => hal::collection(sink, &current.snapshot, view, depth, listing),
+        Resource::Repository(repo) => hal::repository(sink, repo, view, depth, listing),
+        Resource::Tags(repo, tags) => hal::tags(sink, repo, tags, view, depth, listing),
         Resource::Tag(repo, tag) => hal::tag(sink, repo, tag, view),
+        Resource::Namespaces => {
+            let all = Listing::default();
+            hal::namespaces(sink, numbers, view, depth, listing.unwrap_or(&all))
+        }
+        Resource::Namespace(n) => hal::namespace(sink, numbers, n, view, depth, listing),
     }
 }
 

@@ -153,6 +153,11 @@ impl Sink for Html {
     fn u64_field(&mut self, key: &str, value: Option<u64>) {
         self.field_row(key);
         match value {
+            // Byte counts also in units a person reads at a glance.
+            Some(n) if key.ends_with("size") => {
+                let human = crate::usage::human_bytes(n);
+                let _ = writeln!(self.out, "<td class=\"n\">{n} ({human})</td></tr>");
+            }
             Some(n) => {
                 let _ = writeln!(self.out, "<td class=\"n\">{n}</td></tr>");
             }
@@ -254,9 +259,10 @@ mod tests {
         let view = View {
             base: "/p&q/repositories",
             links: true,
+            usage: None,
         };
         let mut html = Html::with_capacity(0);
-        repository(&mut html, &s.repositories[0], view, 2);
+        repository(&mut html, &s.repositories[0], view, 2, None);
         let page = String::from_utf8(html.into_bytes()).unwrap();
         for raw in ["<b>", "<i>", "/p&q", "'\""] {
             assert!(!page.contains(raw), "{raw} in {page}");
@@ -284,7 +290,7 @@ mod tests {
         );
 
         let mut html = Html::with_capacity(0);
-        repository(&mut html, &s.repositories[1], view, 2);
+        repository(&mut html, &s.repositories[1], view, 2, None);
         let page = String::from_utf8(html.into_bytes()).unwrap();
         assert!(
             page.contains("<td>&lt;script&gt;</td>") && page.contains("<td>unknown</td>"),

@@ -19,6 +19,9 @@ mod router;
 mod server;
 mod token_cache;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use crate::auth::jwt::Tokens;
@@ -41,8 +44,9 @@ pub struct App {
     limiter: Limiter,
     in_flight: Arc<handler::InFlight>,
     cache: cache::RenderCache,
-    /// `<server_prefix>/repositories` and `<server_prefix>/images`, the bases of links.
-    bases: [String; 2],
+    /// `<server_prefix>/repositories`, `<server_prefix>/images` and
+    /// `<server_prefix>/namespaces`, the bases of links.
+    bases: [String; 3],
     headers: server::FixedHeaders,
 }
 
@@ -54,7 +58,11 @@ impl App {
         tokens: Tokens,
     ) -> App {
         let prefix = &config.general.server_prefix;
-        let bases = [format!("{prefix}/repositories"), format!("{prefix}/images")];
+        let bases = [
+            format!("{prefix}/repositories"),
+            format!("{prefix}/images"),
+            format!("{prefix}/namespaces"),
+        ];
         let headers = server::FixedHeaders::new(&config.general.cors_origin);
         App {
             config,
@@ -85,8 +93,9 @@ pub fn collection_document(snapshot: &Snapshot) -> String {
     let view = hal::View {
         base: "/repositories",
         links: false,
+        usage: None,
     };
-    hal::collection(&mut sink, snapshot, view, hal::MAX_DEPTH);
+    hal::collection(&mut sink, snapshot, view, hal::MAX_DEPTH, None);
     // The sink writes only whole `&str`s and ASCII, so the bytes are UTF-8.
     String::from_utf8(sink.into_bytes())
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())

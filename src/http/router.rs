@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 
 use crate::snapshot::{Repository, Snapshot, Tag};
+use crate::usage::order::{self, ListOptions, ParamError, SortKey};
+use crate::usage::Usage;
 
 use super::hal::{Href, MAX_DEPTH};
 use crate::percent::{decode_path, decode_query_component, DecodeError};
@@ -28,6 +30,10 @@ pub enum Route<'a> {
     /// `/repositories` (rest `None`) or `/repositories/<rest>`, `rest` still encoded.
     Api {
         collection: Collection,
+        rest: Option<&'a str>,
+    },
+    /// `/namespaces` (rest `None`) or `/namespaces/<rest>`, `rest` still encoded.
+    Namespaces {
         rest: Option<&'a str>,
     },
     /// `/` (or the prefix itself): the dashboard for a browser, the API root otherwise.
@@ -70,36 +76,85 @@ pub fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
     if let Some(file) = path.strip_prefix("/dashboard/") {
         return Route::Asset(file);
     }
+    // `Some(None)`: the collection itself; `Some(Some(rest))`: something inside it.
+    let under = |name: &str| -> Option<Option<&'a str>> {
+        let after = path.strip_prefix(name)?;
+        if after.is_empty() {
+            return Some(None);
+        }
+        after
+            .strip_prefix('/')
+            .filter(|rest| !rest.is_empty())
+            .map(Some)
+    };
     for (name, collection) in [
         ("/repositories", Collection::Repositories),
         ("/images", Collection::Images),
     ] {
-        if let Some(after) = path.strip_prefix(name) {
-            if after.is_empty() {
-                return Route::Api {
-                    collection,
-                    rest: None,
-                };
-            }
-            if let Some(rest) = after.strip_prefix('/') {
-                if !rest.is_empty() {
-                    return Route::Api {
-                        collection,
-                        rest: Some(rest),
-                    };
-                }
-            }
+        if let Some(rest) = under(name) {
+            return Route::Api { collection, rest };
         }
     }
-    Route::Unknown
+    match under("/namespaces") {
+        Some(rest) => Route::Namespaces { rest },
+        None => Route::Unknown,
+    }
 }
 
-/// The options of the original's query string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A request as the API sees it, parsed once: the route, the options, the format and
+/// the client's cached copy. Handlers work from this, never from the raw request.
+#[derive(Debug, Clone)]
+pub struct Request<'r> {
+    pub route: Route<'r>,
+    /// The path as received (for the 404 of an unknown route).
+    pub path: &'r str,
+    /// The query's options, or why one of them is refused (a 400 once the resource,
+    /// and so the accepted sort keys, is known).
+    pub options: Result<Options, ParamError>,
+    pub html: bool,
+    pub if_none_match: Option<&'r str>,
+}
+
+/// Parses the parts of a request the API looks at.
+pub fn parse_request<'r>(
+    prefix: &str,
+    target: &'r str,
+    accept: Option<&str>,
+    if_none_match: Option<&'r str>,
+) -> Request<'r> {
+    let (path, query) = split_target(target);
+    Request {
+        route: route(prefix, path),
+        path,
+        options: parse_options(query),
+        html: prefers_html(accept),
+        if_none_match,
+    }
+}
+
+/// The options of a query string: the original's `embed` and `links`, and the list
+/// parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// Embedding depth, clamped to [`MAX_DEPTH`] (deeper renders the same document).
     pub depth: u8,
     pub links: bool,
+    pub list: ListOptions,
+}
+
+impl Options {
+    /// The query string of a paging link to page `page`: these options in a fixed order.
+    pub fn query_for_page(&self, page: u64) -> String {
+        let mut out = String::new();
+        if self.depth > 0 {
+            out.push_str(&format!("embed={}&", self.depth));
+        }
+        if self.links {
+            out.push_str("links=true&");
+        }
+        out.push_str(&self.list.query_for_page(page));
+        out
+    }
 }
 
 /// Python's true-strings, as the original compared them (after `lower()`).
@@ -155,27 +210,40 @@ fn parse_python_int(value: &str) -> Option<PyInt> {
     })
 }
 
-/// `embed` and `links` from a query string; the first occurrence of each counts (Flask's
-/// `request.args.get`), unknown parameters are ignored.
-pub fn parse_options(query: &str) -> Options {
-    let mut embed: Option<Cow<'_, str>> = None;
-    let mut links: Option<Cow<'_, str>> = None;
+/// The options of a query string; the first occurrence of each parameter counts (Flask's
+/// `request.args.get`), unknown parameters are ignored. `embed` and `links` are read as
+/// the original read them (never an error); a list parameter that is not well-formed is
+/// an `Err`.
+pub fn parse_options(query: &str) -> Result<Options, ParamError> {
+    const NAMES: [&str; 7] = ["embed", "links", "sort", "limit", "page", "per_page", "q"];
+    let mut values: [Option<Cow<'_, str>>; 7] = Default::default();
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode_query_component(key);
-        let slot = match key.as_ref() {
-            "embed" => &mut embed,
-            "links" => &mut links,
-            _ => continue,
+        let Some(slot) = NAMES.iter().position(|n| *n == key) else {
+            continue;
         };
-        if slot.is_none() {
-            *slot = Some(decode_query_component(value));
+        if values[slot].is_none() {
+            values[slot] = Some(decode_query_component(value));
         }
     }
-    Options {
+    let [embed, links, sort, limit, page, per_page, q] = values;
+    let number = |param: &'static str, value: Option<Cow<'_, str>>, minimum: u64| {
+        value
+            .map(|v| order::parse_number(param, &v, minimum))
+            .transpose()
+    };
+    Ok(Options {
         depth: embed.as_deref().map_or(0, parse_embed),
         links: links.as_deref().is_some_and(is_true_string),
-    }
+        list: ListOptions {
+            sort: sort.map(|v| order::parse_sort(&v)).transpose()?,
+            limit: number("limit", limit, 0)?,
+            page: number("page", page, 1)?,
+            per_page: number("per_page", per_page, 1)?,
+            q: q.map(|v| v.to_ascii_lowercase().into_boxed_str()),
+        },
+    })
 }
 
 /// True when the client prefers HTML over (HAL+)JSON. Both get their best `q` from the
@@ -242,6 +310,38 @@ pub enum Resource<'s> {
     Repository(&'s Repository),
     Tags(&'s Repository, &'s [Tag]),
     Tag(&'s Repository, &'s Tag),
+    Namespaces,
+    /// An index into `Usage::namespaces`.
+    Namespace(u32),
+}
+
+impl Resource<'_> {
+    /// The sort keys of the list this resource's document shows (or would show when
+    /// embedding): a tag's are those of its siblings.
+    pub fn sort_keys(&self) -> &'static [SortKey] {
+        match self {
+            Resource::Collection | Resource::Namespace(_) => order::REPOSITORY_KEYS,
+            Resource::Repository(_) | Resource::Tags(..) | Resource::Tag(..) => order::TAG_KEYS,
+            Resource::Namespaces => order::NAMESPACE_KEYS,
+        }
+    }
+}
+
+/// Finds the namespace at `rest` (the encoded path after `/namespaces/`; `/` raw or as
+/// `%2F`), or the collection of namespaces.
+pub fn resolve_namespace<'s>(
+    usage: &Usage,
+    base: &str,
+    rest: Option<&str>,
+) -> Result<Resource<'s>, NotFound> {
+    let Some(rest) = rest else {
+        return Ok(Resource::Namespaces);
+    };
+    let name = decode_path(rest).map_err(NotFound::BadPath)?;
+    usage
+        .namespace(&name)
+        .map(Resource::Namespace)
+        .ok_or_else(|| NotFound::Missing(Href::repository(base, &name).to_string()))
 }
 
 /// Why a path names nothing: a decoding problem (400), or no such resource (404 with
@@ -363,40 +463,45 @@ mod tests {
         ] {
             assert_eq!(parse_embed(value), depth, "{value:?}");
         }
-        let o = parse_options("links=TRUE&embed=2&embed=0");
+        let o = parse_options("links=TRUE&embed=2&embed=0").unwrap();
         assert_eq!(
             o,
             Options {
                 depth: 2,
-                links: true
+                links: true,
+                ..Options::default()
             }
         );
         assert_eq!(
-            parse_options("links=on"),
+            parse_options("links=on").unwrap(),
             Options {
                 depth: 0,
-                links: false
+                links: false,
+                ..Options::default()
             }
         );
         assert_eq!(
-            parse_options("embed=%74rue&links=1"),
+            parse_options("embed=%74rue&links=1").unwrap(),
             Options {
                 depth: 3,
-                links: true
+                links: true,
+                ..Options::default()
             }
         );
         assert_eq!(
-            parse_options(""),
+            parse_options("").unwrap(),
             Options {
                 depth: 0,
-                links: false
+                links: false,
+                ..Options::default()
             }
         );
         assert_eq!(
-            parse_options("links"),
+            parse_options("links").unwrap(),
             Options {
                 depth: 0,
-                links: false
+                links: false,
+                ..Options::default()
             }
         );
     }
@@ -439,6 +544,77 @@ mod tests {
         b.finish(0.0)
     }
 
+    #[test]
+    fn list_parameters_are_parsed_once_and_refused_with_what_is_accepted() {
+        let o = parse_options("sort=-exclusive_size&limit=20&q=Ab%2Fc&page=2&per_page=5&sort=name")
+            .unwrap();
+        assert_eq!(
+            o.list.sort,
+            Some(order::Sort {
+                key: SortKey::ExclusiveSize,
+                descending: true
+            })
+        );
+        assert_eq!(
+            (o.list.limit, o.list.page, o.list.per_page),
+            (Some(20), Some(2), Some(5))
+        );
+        assert_eq!(o.list.q.as_deref(), Some("ab/c"));
+        assert_eq!(
+            o.query_for_page(3),
+            "sort=-exclusive_size&limit=20&q=ab%2Fc&page=3&per_page=5"
+        );
+        let e = parse_options("embed=1&links=1&per_page=10")
+            .unwrap()
+            .query_for_page(1);
+        assert_eq!(e, "embed=1&links=true&page=1&per_page=10");
+        assert!(!parse_options("embed=1&x=2").unwrap().list.is_set());
+        let err = |q: &str| parse_options(q).unwrap_err().message(order::TAG_KEYS);
+        assert!(
+            err("sort=bogus").contains("accepted: name, -name, size"),
+            "{}",
+            err("sort=bogus")
+        );
+        assert!(err("per_page=0").contains("at least 1"));
+        assert!(err("page=0").contains("page"));
+        assert!(err("limit=-1").contains("limit"));
+        assert!(err("limit=").contains("whole number"));
+        assert_eq!(
+            parse_options("limit=99999999999999999999999")
+                .unwrap()
+                .list
+                .limit,
+            Some(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn namespace_routes() {
+        assert_eq!(route("", "/namespaces"), Route::Namespaces { rest: None });
+        assert_eq!(
+            route("/p", "/p/namespaces/a%2Fb"),
+            Route::Namespaces {
+                rest: Some("a%2Fb")
+            }
+        );
+        assert_eq!(route("", "/namespaces/"), Route::Unknown);
+        assert_eq!(route("", "/namespacesx"), Route::Unknown);
+        let mut b = Builder::default();
+        b.add_repository("g/sub/app", Some(vec![]), None);
+        let s = b.finish(0.0);
+        let u = Usage::of(&s);
+        let name = |rest| match resolve_namespace(&u, "/n", Some(rest)) {
+            Ok(Resource::Namespace(n)) => u.namespaces()[n as usize].name.to_string(),
+            Ok(_) => "other".into(),
+            Err(NotFound::Missing(p)) => format!("404 {p}"),
+            Err(NotFound::BadPath(e)) => format!("400 {e:?}"),
+        };
+        assert_eq!(name("g%2Fsub"), "g/sub");
+        assert_eq!(name("g/sub"), "g/sub");
+        assert_eq!(name("g/sub/app"), "404 /n/g%2Fsub%2Fapp");
+        assert_eq!(name("bad%zz"), "400 BadEscape");
+    }
+
     fn found(s: &Snapshot, rest: &str) -> String {
         match resolve(s, "/r", Some(rest)) {
             Ok(Resource::Collection) => "collection".into(),
@@ -447,6 +623,7 @@ mod tests {
             Ok(Resource::Tag(r, t)) => format!("tag {} {}", r.name, t.name),
             Err(NotFound::Missing(p)) => format!("404 {p}"),
             Err(NotFound::BadPath(e)) => format!("400 {e:?}"),
+            Ok(Resource::Namespaces | Resource::Namespace(_)) => "namespace".into(),
         }
     }
 

@@ -591,7 +591,6 @@
       return [
         { key: 'name', label: 'Tag', sort: 'name' },
         { key: 'size', label: 'Logical', sort: 'size', bytes: true },
-        { key: 'disk_size', label: 'disk_size', sort: 'disk_size', bytes: true, opt: true },
         { key: 'exclusive_size', label: 'Exclusive', sort: 'exclusive_size', bytes: true },
         { key: 'share', label: 'Share', sort: null },
         { key: 'digest', label: 'Digest', sort: null, opt: true },
@@ -668,7 +667,7 @@
           if (pct !== null) {
             const bar = el('span', { class: 'sharebar', 'aria-hidden': 'true' });
             bar.style.width = Math.max(0.1, Math.min(100, pct) * 0.04) + 'em';
-            td.append(bar, (pct >= 10 ? pct.toFixed(0) : pct.toFixed(1)) + ' %');
+            td.append(bar, (pct >= 10 || pct === 0 ? pct.toFixed(0) : pct.toFixed(1)) + ' %');
           } else td.textContent = '—';
         } else if (c.key === 'growth_30d') {
           td = el('td', { title: it.growth_30d === null || it.growth_30d === undefined ? 'no history yet' : exact(it.growth_30d), text: growth(it) });

@@ -1,4 +1,7 @@
-//! Size accounting: pure functions over a snapshot's repositories, no I/O.
+//! The original's two numbers, `size` and `disk_size`, written into the snapshot's tags and
+//! repositories by `Builder::finish`. They stay on the storage types because library users
+//! (the API tests among them) read them there; every newer number is derived by `crate::usage`
+//! from the finished snapshot instead. Pure functions, no I/O.
 //!
 //! Definitions (the original service's, so numbers match wherever it gets an answer):
 //! - tag `size`: sum of the sizes of the tag's distinct layer digests (config blob not
@@ -14,14 +17,14 @@
 //! The walk order is fixed by the names, never by the order in which scan workers
 //! finished, so the same registry always gives the same numbers.
 
-use crate::snapshot::{Blob, Repository, Totals};
+use super::{Blob, Repository, Totals};
 
 /// Fill in `size`/`disk_size` of every tag and repository and return the registry totals.
 ///
 /// Preconditions (established by `snapshot::Builder`): `repositories` sorted by name,
 /// each repository's tags sorted by name, each tag's `layers` sorted and distinct, and
 /// every layer index valid in `blobs`.
-pub fn account(blobs: &[Blob], repositories: &mut [Repository]) -> Totals {
+pub(super) fn account(blobs: &[Blob], repositories: &mut [Repository]) -> Totals {
     // owner[blob] = (repository index, tag index, layer count of that tag)
     let mut owner: Vec<Option<(u32, u32, u32)>> = vec![None; blobs.len()];
     for (r, repo) in repositories.iter().enumerate() {
