@@ -165,17 +165,12 @@
   // Children of the root or of a namespace: namespaces and repositories, sorted by `sort`,
   // at most `limit` of each kind (so the first `limit` of the merged list are right).
   async function loadChildren(view, sort, limit, q) {
-    if (legacy) return legacyChildren(view, sort, q);
     const qs = listQuery(sort, limit, q);
     if (!view.ns) {
       const [ns, repos] = await Promise.all([
-        optional('/namespaces?embed=1&' + qs),
+        api('/namespaces?embed=1&' + qs),
         api('/repositories?embed=1&' + qs),
       ]);
-      if (ns === null) {
-        legacy = true;
-        return legacyChildren(view, sort, q);
-      }
       const nsItems = embedded(ns, 'items').map((d) => item('namespace', d, ''));
       // Repositories outside every namespace (a name without "/"), among the registry's top.
       const repoItems = embedded(repos, 'items')
@@ -184,11 +179,7 @@
       const all = sortItems(nsItems.concat(repoItems), sort);
       return { self: null, items: all, more: nsItems.length >= limit || embedded(repos, 'items').length >= limit };
     }
-    const doc = await optional('/namespaces/' + enc(view.ns) + '?embed=1&' + qs);
-    if (doc === null) {
-      legacy = true;
-      return legacyChildren(view, sort, q);
-    }
+    const doc = await api('/namespaces/' + enc(view.ns) + '?embed=1&' + qs);
     const nsItems = embedded(doc, 'namespaces').map((d) => item('namespace', d, view.ns));
     const repoItems = embedded(doc, 'repositories').map((d) => item('repository', d, view.ns));
     return {
@@ -196,55 +187,6 @@
       items: sortItems(nsItems.concat(repoItems), sort),
       more: nsItems.length >= limit || repoItems.length >= limit,
     };
-  }
-
-  // A server without /namespaces (before usage rollups): the namespaces are summed here
-  // from one list of every repository (no tags), kept for the snapshot it came from.
-  // Only size and disk_size are known then.
-  let legacy = false;
-  let legacyList = null;
-  async function legacyRepositories() {
-    const doc = await api('/repositories?embed=1');
-    if (!legacyList || legacyList.timestamp !== doc.timestamp) legacyList = { timestamp: doc.timestamp, items: embedded(doc, 'items') };
-    return legacyList.items;
-  }
-  async function legacyChildren(view, sort, q) {
-    const repos = await legacyRepositories();
-    const parent = view.ns || '';
-    const prefix = parent ? parent + '/' : '';
-    const children = new Map();
-    let self = null;
-    for (const r of repos) {
-      if (parent && r.name !== parent && !r.name.startsWith(prefix)) continue;
-      if (parent) self = self || { kind: 'namespace', name: parent, label: parent, size: 0, disk_size: 0, repository_count: 0, failed_repository_count: 0 };
-      const rest = r.name === parent ? null : r.name.slice(prefix.length);
-      const cut = rest === null ? -1 : rest.indexOf('/');
-      let it;
-      if (cut < 0) {
-        it = item('repository', r, parent);
-        children.set('r:' + r.name, it);
-      } else {
-        const name = prefix + rest.slice(0, cut);
-        it = children.get('n:' + name);
-        if (!it) {
-          it = { kind: 'namespace', name, label: rest.slice(0, cut), size: 0, disk_size: 0, repository_count: 0, failed_repository_count: 0 };
-          children.set('n:' + name, it);
-        }
-        it.size += r.size || 0;
-        it.disk_size += r.disk_size || 0;
-        it.repository_count++;
-        if (r.error) it.failed_repository_count++;
-      }
-      if (self) {
-        self.size += r.size || 0;
-        self.disk_size += r.disk_size || 0;
-        self.repository_count++;
-      }
-    }
-    if (parent && !self) throw new ApiError(404, 'The namespace "' + parent + '" does not exist');
-    let items = [...children.values()];
-    if (q) items = items.filter((it) => it.name.toLowerCase().includes(q.toLowerCase()));
-    return { self, items: sortItems(items, sort), more: false };
   }
 
   async function loadTags(view, sort, limit, q) {
@@ -310,6 +252,7 @@
     $('app').hidden = true;
     $('logout').hidden = true;
     $('measure-box').hidden = true;
+    $('scan').hidden = true;
     $('login').hidden = false;
     $('login-note').textContent = note || '';
     $('login-error').textContent = '';
@@ -360,11 +303,13 @@
       }
       const msg = await messageOf(r);
       const wait = r.headers.get('Retry-After');
+      const seconds = Number(wait) >= 1 ? Number(wait) : null;
+      const inSeconds = seconds ? seconds + ' second' + (seconds === 1 ? '' : 's') : 'a few seconds';
       if (r.status === 401) error.textContent = 'Wrong user name or password.';
-      else if (r.status === 429)
-        error.textContent = 'Too many attempts: wait ' + (wait || 'a few') + ' seconds before trying again. (' + msg + ')';
+      else if (r.status === 429) error.textContent = 'Too many attempts: wait ' + inSeconds + ' before trying again.';
       else if (r.status === 503)
-        error.textContent = 'The login service (LDAP) cannot be reached at the moment; try again later. (' + msg + ')';
+        // The directory (LDAP) is down, or every login thread is busy: the service says which.
+        error.textContent = (msg || 'The login service is unavailable at the moment; try again later') + (seconds ? ' (in about ' + inSeconds + ')' : '') + '.';
       else error.textContent = 'Login failed: HTTP ' + r.status + (msg ? ' — ' + msg : '');
     } finally {
       $('login-submit').disabled = false;
@@ -412,14 +357,9 @@
     const found = [];
     let total = 0;
     try {
-      if (legacy) {
-        const bad = (await legacyRepositories()).filter((r) => r.error);
-        found.push(...bad.slice(0, 20));
-        total = bad.length;
-      }
-      const top = legacy ? null : await api('/namespaces?embed=1&sort=-failed_repository_count&limit=20');
+      const top = await api('/namespaces?embed=1&sort=-failed_repository_count&limit=20');
       const queue = embedded(top, 'items').filter((n) => n.failed_repository_count > 0);
-      total += queue.reduce((a, n) => a + n.failed_repository_count, 0);
+      total = queue.reduce((a, n) => a + n.failed_repository_count, 0);
       let requests = 0;
       while (queue.length && found.length < 20 && requests < 15) {
         const ns = queue.shift();
@@ -830,6 +770,7 @@
     $('app').hidden = false;
     $('logout').hidden = false;
     $('measure-box').hidden = false;
+    $('scan').hidden = false;
     $('measure').value = v.m;
     $('filter').value = v.q;
     document.body.dataset.ready = 'loading';
@@ -842,12 +783,6 @@
         v.repo ? loadTags(v, v.s, shown, v.q) : loadChildren(v, v.s, shown, v.q),
       ]);
       if (gen !== generation) return;
-      if (legacy && v.m !== 'size' && v.m !== 'disk_size') {
-        // This server has no deduplicated or exclusive bytes: fall back to disk_size.
-        const s = v.s === '-' + v.m ? '-disk_size' : v.s;
-        history.replaceState(null, '', viewHash(Object.assign({}, v, { m: 'disk_size', s })));
-        return render();
-      }
       // The treemap follows the measure: the level's biggest by it, whatever the table's order.
       let mapItems = level.items;
       if (v.s !== '-' + v.m || v.q) {
