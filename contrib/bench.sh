@@ -50,6 +50,8 @@ BENCH=$REL/examples/bench
 REPO=group-050/project-0500
 REPO_ENC=group-050%2Fproject-0500
 TAG=v5
+# A top-level namespace of the synthetic registry (its group).
+GROUP=group-050
 
 umask 077 # the configs hold the JWT secret
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/grur-bench.XXXXXX")
@@ -330,13 +332,19 @@ IDLE_RSS=$(rss_kib "$SVC_PID")
 OURS=http://127.0.0.1:$SVC_PORT
 
 # The resources: name, path on our service, file name under nginx.
-NAMES=(repository tag repository_embed_links collection_embed)
+NAMES=(repository tag repository_embed_links collection_embed top_exclusive namespace_embed)
 declare -A PATHS=(
     [repository]="/repositories/$REPO_ENC"
     [tag]="/repositories/$REPO_ENC/tags/$TAG"
     [repository_embed_links]="/repositories/$REPO_ENC?embed=true&links=true"
     [collection_embed]="/repositories?embed=true"
+    [top_exclusive]="/repositories?sort=-exclusive_size&limit=20&embed=1"
+    [namespace_embed]="/namespaces/$GROUP?embed=1"
 )
+# BENCH_NAMES="top_exclusive namespace_embed": serve only these (a trial of new cells).
+if [ -n "${BENCH_NAMES:-}" ]; then
+    read -r -a NAMES <<<"$BENCH_NAMES"
+fi
 declare -A SIZES
 mkdir -p "$WORK/www" "$WORK/nginx"
 for n in "${NAMES[@]}"; do
@@ -468,6 +476,7 @@ STARTUP=$("$BENCH" startup --bin "$BIN" --config "$WORK/startup.conf" --port "$S
 write_config "$WORK/startup-12.conf" "$START_PORT" 2 "$SNAP" "$UNREACHABLE" "1 hour" "$WORK/htpasswd-12"
 STARTUP_12=$("$BENCH" startup --bin "$BIN" --config "$WORK/startup-12.conf" --port "$START_PORT" --runs 3 | tail -n 1)
 LOAD_ONLY=$("$BENCH" load --snapshot "$SNAP" --runs 5)
+USAGE_ONLY=$("$BENCH" usage --snapshot "$SNAP" --runs 5)
 
 LOAD_AFTER=$(cat /proc/loadavg)
 ELAPSED=$SECONDS
@@ -549,6 +558,9 @@ fi
     echo "Resources: \`/repositories/$REPO_ENC\` (repository), \`.../tags/$TAG\` (tag), the repository"
     echo "with its tags embedded and links, and the whole collection embedded (every repository and tag)."
     echo "nginx serves them as \`/repository\`, \`/tag\`, \`/repository_embed_links\`, \`/collection_embed\`."
+    echo "The usage views: the top 20 repositories by exclusive bytes with their numbers embedded"
+    echo "(\`/top_exclusive\`), and one top-level namespace with its children embedded (\`/namespace_embed\`);"
+    echo "both are cached per snapshot generation like the other documents (precomputed orders)."
     echo "\"busy conns\" is requests/s x mean latency (Little's law). wrk's latency includes its own"
     echo "scheduling delays on the 2 shared cores, so this can exceed the connection count; far below it"
     echo "means connections were left unserved. \"errors\" are wrk socket errors plus non-2xx answers."
@@ -681,6 +693,7 @@ fi
     echo "|---|---|---:|---:|"
     echo "| exec to first 200 | $(jq -r '.runs_ms | map(. * 10 | round / 10 | tostring) | join(", ")' <<<"$STARTUP") | $(jq -r '.min_ms * 10 | round / 10' <<<"$STARTUP") | $(jq -r '.median_ms * 10 | round / 10' <<<"$STARTUP") |"
     echo "| \`snapshot::load\` alone | $(jq -r '.runs_ms | map(. * 10 | round / 10 | tostring) | join(", ")' <<<"$LOAD_ONLY") | $(jq -r '.min_ms * 10 | round / 10' <<<"$LOAD_ONLY") | $(jq -r '.median_ms * 10 | round / 10' <<<"$LOAD_ONLY") |"
+    echo "| \`Usage::of\` (the usage index, built once per snapshot) | $(jq -r '.runs_ms | map(. * 10 | round / 10 | tostring) | join(", ")' <<<"$USAGE_ONLY") | $(jq -r '.min_ms * 10 | round / 10' <<<"$USAGE_ONLY") | $(jq -r '.median_ms * 10 | round / 10' <<<"$USAGE_ONLY") |"
     echo "| exec to first 200, htpasswd file of bcrypt cost 12 instead of 5 | $(jq -r '.runs_ms | map(. * 10 | round / 10 | tostring) | join(", ")' <<<"$STARTUP_12") | $(jq -r '.min_ms * 10 | round / 10' <<<"$STARTUP_12") | $(jq -r '.median_ms * 10 | round / 10' <<<"$STARTUP_12") |"
     echo
     echo "The htpasswd file of the runs above has cost 5 (what \`htpasswd -B\` writes). Start-up"
@@ -692,7 +705,7 @@ fi
     echo
     echo "| target | measured | result |"
     echo "|---|---|---|"
-    for n in repository tag repository_embed_links; do
+    for n in repository tag repository_embed_links top_exclusive namespace_embed; do
         for row in "${SERVE_ROWS[@]}"; do
             read -r rn c rps p50 p99 avg err bad tr nrps _ <<<"$row"
             [ "$rn" = "$n" ] || continue
@@ -713,6 +726,13 @@ fi
         ok=$(awk -v r="$r" 'BEGIN {print (r >= 0.5) ? 1 : 0}')
         echo "| \`/repositories?embed=true\` ($((REPOSITORIES * TAGS)) tags, ${SIZES[collection_embed]} bytes) within 2x of nginx, $c connections | $rps vs $nrps req/s = $r | $(pass "$ok") |"
     done
+    usage_ms=$(jq -r '.median_ms * 10 | round / 10' <<<"$USAGE_ONLY")
+    usage_kib=$(jq -r '.kept_kib' <<<"$USAGE_ONLY")
+    usage_peak=$(jq -r '.peak_kib' <<<"$USAGE_ONLY")
+    ok=$(awk -v m="$usage_ms" 'BEGIN {print (m < 150) ? 1 : 0}')
+    echo "| usage index at $(jq -r '.tags' <<<"$USAGE_ONLY") tags built in < 150 ms | median $usage_ms ms | $(pass "$ok") |"
+    ok=$(awk -v k="$usage_kib" -v p="$usage_peak" 'BEGIN {print (k < 8192 && p < 8192) ? 1 : 0}')
+    echo "| usage index at $(jq -r '.tags' <<<"$USAGE_ONLY") tags adds < 8 MiB RSS | kept $(mib "$usage_kib") MiB, peak while building $(mib "$usage_peak") MiB | $(pass "$ok") |"
     jq -r 'select(.phase == "full" and .concurrency == 8)
         | (.requests.total * 2 / 1000 / .concurrency) as $b
         | "\(.seconds) \($b)"' "$WORK/scan-2.jsonl" | while read -r s b; do

@@ -6,6 +6,7 @@
 //! bench scan --registry http://127.0.0.1:5001/ --concurrency 8 --move-percent 1 --save snap.json
 //! bench startup --bin target/release/gitlab-registry-usage-rest --config bench.conf --port 5000
 //! bench load --snapshot snap.json
+//! bench usage --snapshot snap.json                   # the usage index: time, kept and peak RSS
 //! bench htpasswd --user bench --password secret      # a bcrypt htpasswd line (cost 5)
 //! bench port                                          # a free TCP port on 127.0.0.1
 //! bench warm --port 5000 --connections 80             # see "burst" below
@@ -40,6 +41,7 @@ use gitlab_registry_usage_rest::config::Config;
 use gitlab_registry_usage_rest::registry::{Client, Counts};
 use gitlab_registry_usage_rest::scan::{self, Report};
 use gitlab_registry_usage_rest::snapshot::{self, Snapshot};
+use gitlab_registry_usage_rest::usage::Usage;
 
 /// Benchmark helpers for contrib/bench.sh.
 #[derive(FromArgs)]
@@ -54,6 +56,7 @@ enum Sub {
     Scan(ScanArgs),
     Startup(StartupArgs),
     Load(LoadArgs),
+    Usage(UsageArgs),
     Htpasswd(HtpasswdArgs),
     Port(PortArgs),
     Warm(WarmArgs),
@@ -115,6 +118,19 @@ struct StartupArgs {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "load")]
 struct LoadArgs {
+    /// the snapshot file
+    #[argh(option)]
+    snapshot: PathBuf,
+    /// how many runs
+    #[argh(option, default = "5")]
+    runs: usize,
+}
+
+/// time the usage index (`Usage::of`) of a snapshot file's snapshot, and the memory it
+/// keeps and peaks at
+#[derive(FromArgs)]
+#[argh(subcommand, name = "usage")]
+struct UsageArgs {
     /// the snapshot file
     #[argh(option)]
     snapshot: PathBuf,
@@ -185,6 +201,7 @@ fn main() -> ExitCode {
         Sub::Scan(a) => run_scan(&a),
         Sub::Startup(a) => run_startup(&a),
         Sub::Load(a) => run_load(&a),
+        Sub::Usage(a) => run_usage(&a),
         Sub::Htpasswd(a) => bcrypt::hash(&a.password, a.cost)
             .map(|h| println!("{}:{h}", a.user))
             .map_err(|e| e.to_string()),
@@ -425,6 +442,54 @@ fn run_load(a: &LoadArgs) -> Result<(), String> {
         "{}",
         json!({"phase": "load", "tags": tags, "file_bytes": bytes, "runs_ms": runs,
                "min_ms": min, "median_ms": median(&runs)})
+    );
+    Ok(())
+}
+
+/// A `kB` line of `/proc/self/status` (`VmRSS`, `VmHWM`).
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn run_usage(a: &UsageArgs) -> Result<(), String> {
+    // The service's allocator settings, so the memory numbers are the service's.
+    gitlab_registry_usage_rest::memory::tune();
+    let s = snapshot::load(&a.snapshot)?;
+    gitlab_registry_usage_rest::memory::release();
+    let mut runs = Vec::with_capacity(a.runs);
+    for _ in 0..a.runs {
+        let started = Instant::now();
+        let usage = Usage::of(&s);
+        runs.push(started.elapsed().as_secs_f64() * 1000.0);
+        drop(usage);
+        gitlab_registry_usage_rest::memory::release();
+    }
+    // Memory of one build: what stays while the index is alive, and the peak during it
+    // (writing 5 to clear_refs resets VmHWM to the current RSS).
+    let before = status_kib("VmRSS:");
+    std::fs::write("/proc/self/clear_refs", "5").map_err(|e| format!("clear_refs: {e}"))?;
+    let usage = Usage::of(&s);
+    let peak = status_kib("VmHWM:").saturating_sub(before);
+    gitlab_registry_usage_rest::memory::release();
+    let kept = status_kib("VmRSS:").saturating_sub(before);
+    let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "{}",
+        json!({"phase": "usage", "tags": s.totals.tag_count,
+               "repositories": s.totals.repository_count,
+               "namespaces": usage.namespaces().len(), "runs_ms": runs, "min_ms": min,
+               "median_ms": median(&runs), "kept_kib": kept, "peak_kib": peak})
     );
     Ok(())
 }

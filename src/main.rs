@@ -1,5 +1,5 @@
 //! The command line: a drop-in for the original's (`-c`, `--print-default-config`, `-V`)
-//! plus `--check-config` and `--collect-once`. Serving: load the config, serve the
+//! plus `--check-config`, `--collect-once` and `--report`. Serving: load the config, serve the
 //! snapshot file at once if there is one, start the refresh thread and the HTTP workers,
 //! tell systemd we are ready, and stop cleanly on SIGTERM/SIGINT.
 
@@ -14,6 +14,7 @@ use gitlab_registry_usage_rest::auth::Authenticator;
 use gitlab_registry_usage_rest::config::{self, Config};
 use gitlab_registry_usage_rest::registry::Client;
 use gitlab_registry_usage_rest::snapshot::Shared;
+use gitlab_registry_usage_rest::usage::{report, Usage};
 use gitlab_registry_usage_rest::{http, log, refresh, scan};
 
 #[derive(FromArgs)]
@@ -45,6 +46,15 @@ struct Args {
     /// returns, and exit (non-zero if the scan failed as a whole)
     #[argh(switch)]
     collect_once: bool,
+
+    /// scan the registry once, print the top namespaces and repositories by exclusive
+    /// size (what deleting them would free) as a table, and exit; N rows each (default 20)
+    #[argh(switch)]
+    report: bool,
+
+    /// with --report: how many rows each table has
+    #[argh(positional)]
+    rows: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -104,8 +114,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    if args.collect_once {
-        return collect_once(&config);
+    if args.rows.is_some() && !args.report {
+        eprintln!("a number is only accepted after --report (try --help)");
+        return ExitCode::from(2);
+    }
+    if args.collect_once || args.report {
+        let rows = args
+            .report
+            .then(|| args.rows.unwrap_or(report::DEFAULT_ROWS));
+        return collect_once(&config, rows);
     }
     serve(config)
 }
@@ -195,7 +212,8 @@ fn parse_args(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args
     Ok(args)
 }
 
-fn collect_once(config: &Config) -> ExitCode {
+/// `--collect-once` (`rows: None`) or `--report` (`Some(rows)`): one scan, one document.
+fn collect_once(config: &Config, rows: Option<usize>) -> ExitCode {
     let client = match Client::new(&config.registry) {
         Ok(c) => c,
         Err(e) => {
@@ -206,7 +224,13 @@ fn collect_once(config: &Config) -> ExitCode {
     match scan::scan(&client, None, config.registry.concurrency) {
         Ok(report) => {
             report.log();
-            println!("{}", http::collection_document(&report.snapshot));
+            match rows {
+                None => println!("{}", http::collection_document(&report.snapshot)),
+                Some(rows) => {
+                    let usage = Usage::of(&report.snapshot);
+                    print!("{}", report::report(&report.snapshot, &usage, rows));
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

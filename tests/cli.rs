@@ -248,6 +248,49 @@ fn collect_once_prints_the_embedded_collection() {
     );
 }
 
+#[test]
+fn report_prints_the_top_namespaces_and_repositories_by_exclusive_size() {
+    let registry = Registry::start(RegistryAuth::None);
+    let pusher = Pusher::new(&registry.url, PushAuth::None);
+    // grp/one and other/x share a 4000-byte layer; grp/one alone holds 3000 bytes more.
+    let base = vec![b'x'; 4000];
+    pusher.image("grp/one", "a", &[&base, &[1u8; 3000]], Format::Oci);
+    pusher.image("other/x", "b", &[&base], Format::Docker);
+    let dir = TempDir::new("cli-report");
+    let conf = write(
+        dir.path(),
+        "c.conf",
+        &config_text(dir.path(), &registry.url, 5000, ""),
+    );
+    let conf = conf.to_str().unwrap();
+    let (code, out, err) = run(&["--report", "1", "-c", conf]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[2..5],
+        [
+            "namespaces by exclusive size (top 1 of 2)",
+            "EXCLUSIVE  DEDUPLICATED     DISK     SIZE  REPOSITORIES  TAGS  NAMESPACE",
+            "  2.9 KiB       6.8 KiB  2.9 KiB  6.8 KiB             1     1  grp",
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("repositories by exclusive size (top 1 of 2)"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("  2.9 KiB       6.8 KiB  2.9 KiB  6.8 KiB     1    ok  grp/one\n"),
+        "{out}"
+    );
+    let (code, default, _) = run(&["--report", "-c", conf]);
+    assert_eq!(code, 0);
+    assert!(default.contains("(top 2 of 2)"), "{default}");
+    let (code, _, err) = run(&["-c", conf, "7"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("only accepted after --report"), "{err}");
+}
+
 fn start_service(conf: &Path, stderr: &Path) -> ChildGuard {
     let child = Command::new(BIN)
         .args(["-c", conf.to_str().unwrap()])

@@ -250,3 +250,103 @@ fn no_auth_registry_with_docker_manifest_list() {
     );
     assert_eq!(s.totals.disk_size, 70);
 }
+
+/// What deleting something would free, on a real registry: two groups sharing layers,
+/// two tags on one manifest, a multi-arch index whose children share a layer with both
+/// groups. Every number is worked out from the byte lengths pushed.
+#[test]
+fn deduplicated_and_exclusive_bytes_across_two_groups() {
+    use gitlab_registry_usage_rest::usage::Usage;
+
+    let registry = Registry::start(RegistryAuth::None);
+    let pusher = Pusher::new(&registry.url, PushAuth::None);
+    let (base, w1, w2, lib, api, wk, m1, m2) = (
+        bytes(b'B', 1000),
+        bytes(1, 100),
+        bytes(2, 200),
+        bytes(3, 300),
+        bytes(4, 50),
+        bytes(5, 70),
+        bytes(6, 30),
+        bytes(7, 40),
+    );
+    pusher.image("alpha/web", "1", &[&base, &w1], Format::Oci);
+    let two = pusher.image("alpha/web", "2", &[&base, &w2], Format::Oci);
+    pusher.raw_manifest("alpha/web", "latest", two.media_type, &two.manifest);
+    pusher.image("alpha/sub/api", "1", &[&lib, &api], Format::Docker);
+    pusher.image("beta/worker", "1", &[&base, &lib, &wk], Format::Oci);
+    let amd64 = pusher.image_by_digest("beta/multi", &[&lib, &m1], Format::Oci);
+    let arm64 = pusher.image_by_digest("beta/multi", &[&m2], Format::Oci);
+    pusher.index(
+        "beta/multi",
+        "latest",
+        &[
+            ("linux/amd64", &amd64.manifest_digest, amd64.manifest_size),
+            ("linux/arm64", &arm64.manifest_digest, arm64.manifest_size),
+        ],
+        Format::Oci,
+    );
+    let s = scan(&client(&registry.url, "", "", 1000), None, 4)
+        .expect("scan")
+        .snapshot;
+    let u = Usage::of(&s);
+    let index = |name: &str| {
+        s.repositories
+            .iter()
+            .position(|r| &*r.name == name)
+            .unwrap()
+    };
+    let tag_exclusive = |repo: &str, tag: &str| {
+        let r = index(repo);
+        let t = s.repositories[r].tag(tag).unwrap();
+        u.tag_exclusive_size(r, s.repositories[r].index_of(t).unwrap())
+    };
+    // Tags per blob: base 4 (web 1, 2, latest; worker), w2 2 (2 and latest), lib 3.
+    assert_eq!(tag_exclusive("alpha/web", "1"), 100);
+    assert_eq!(
+        tag_exclusive("alpha/web", "2"),
+        0,
+        "latest is the same manifest"
+    );
+    assert_eq!(tag_exclusive("alpha/web", "latest"), 0);
+    assert_eq!(tag_exclusive("alpha/sub/api", "1"), 50);
+    assert_eq!(tag_exclusive("beta/worker", "1"), 70);
+    assert_eq!(tag_exclusive("beta/multi", "latest"), 30 + 40);
+    let web = s.repository("alpha/web").unwrap();
+    assert_eq!(
+        web.tag("latest")
+            .unwrap()
+            .digest
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        two.manifest_digest
+    );
+    let numbers = |name: &str| {
+        let r = u.repository(index(name));
+        (r.deduplicated_size, r.exclusive_size)
+    };
+    assert_eq!(numbers("alpha/web"), (1000 + 100 + 200, 100 + 200));
+    assert_eq!(numbers("alpha/sub/api"), (350, 50));
+    assert_eq!(numbers("beta/worker"), (1000 + 300 + 70, 70));
+    assert_eq!(numbers("beta/multi"), (300 + 30 + 40, 70));
+    let ns = |name: &str| {
+        let n = &u.namespaces()[u.namespace(name).unwrap() as usize];
+        [
+            n.size,
+            n.disk_size,
+            n.deduplicated_size,
+            n.exclusive_size,
+            n.repository_count,
+            n.tag_count,
+        ]
+    };
+    // alpha: sizes 1100 + 1200 + 1200 + 350; owners: api owns lib (2 layers, walked
+    // first), web:1 owns base; distinct base w1 w2 lib api; only alpha has w1 w2 api.
+    assert_eq!(ns("alpha"), [3850, 1650, 1650, 350, 2, 4]);
+    assert_eq!(ns("alpha/sub"), [350, 350, 350, 50, 1, 1]);
+    // beta: sizes 1370 + 370; distinct base lib wk m1 m2; base and lib are alpha's too.
+    assert_eq!(ns("beta"), [1740, 140, 1440, 140, 2, 2]);
+    assert_eq!(u.deduplicated_size(), 1790);
+    assert_eq!(s.totals.disk_size, 1790);
+}

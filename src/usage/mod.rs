@@ -21,12 +21,14 @@
 
 pub mod namespaces;
 pub mod order;
+pub mod report;
 
 use std::collections::HashMap;
 
 use crate::snapshot::Snapshot;
 
-use namespaces::{Namespace, NONE};
+pub use namespaces::Namespace;
+use namespaces::NONE;
 use order::{ListOptions, Orders, Selection, SortKey};
 
 /// A repository's numbers beyond `size` and `disk_size` (both 0 when its tags are unknown).

@@ -331,3 +331,47 @@ fn human_units() {
     assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
     assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
 }
+
+/// The worked example of README's "What deleting would free": keep the two in step.
+#[test]
+fn readme_worked_example() {
+    let l = |d: &str, size| LayerRef {
+        digest: d.into(),
+        size,
+    };
+    let t = |name: &str, layers: Vec<LayerRef>| ScannedTag {
+        name: name.into(),
+        digest: None,
+        layers: layers.into(),
+    };
+    let s = build(vec![
+        (
+            "g/app",
+            Some(vec![
+                t("v1", vec![l("base", 1000), l("a", 100)]),
+                t("v2", vec![l("base", 1000), l("b", 200)]),
+            ]),
+        ),
+        (
+            "g/tool",
+            Some(vec![t("1", vec![l("base", 1000), l("t", 50)])]),
+        ),
+        ("h/svc", Some(vec![t("1", vec![l("t", 50), l("s", 30)])])),
+    ]);
+    let u = Usage::of(&s);
+    assert_eq!(
+        [
+            tag_exclusive(&s, &u, "g/app", "v1"),
+            tag_exclusive(&s, &u, "g/app", "v2"),
+            tag_exclusive(&s, &u, "g/tool", "1"),
+            tag_exclusive(&s, &u, "h/svc", "1"),
+        ],
+        [100, 200, 0, 30]
+    );
+    assert_eq!(repo_numbers(&s, &u, "g/app"), (1300, 300));
+    assert_eq!(repo_numbers(&s, &u, "g/tool"), (1050, 0));
+    assert_eq!(repo_numbers(&s, &u, "h/svc"), (80, 30));
+    assert_eq!(ns(&u, "g")[..4], [3350, 1350, 1350, 1300]);
+    assert_eq!(ns(&u, "h")[..4], [80, 30, 80, 30]);
+    assert_eq!(u.deduplicated_size(), 1380);
+}
