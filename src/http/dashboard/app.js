@@ -480,7 +480,9 @@
     return it.kind === 'namespace' ? 'namespace' : it.kind === 'repository' ? 'repository' : 'tag';
   }
 
-  function renderTreemap(items, v) {
+  // `scope`: the level's own numbers (the namespace or repository; the registry's totals
+  // at the root), to say how much of it the tiles cover.
+  function renderTreemap(items, v, scope, more) {
     const box = $('treemap');
     const m = v.m;
     const what = v.repo ? 'tags of ' + v.repo : v.ns ? 'namespace ' + v.ns : 'the registry';
@@ -498,7 +500,17 @@
         : 'Nothing to show.';
       return;
     }
-    note.textContent = left > 0 ? left + ' more with smaller or no ' + MEASURES[m] + ' bytes are in the table.' : '';
+    const covered = shownItems.reduce((a, it) => a + it[m], 0);
+    const whole = scope && scope[m];
+    const share = whole > 0 ? ' (' + Math.round((100 * covered) / whole) + ' % of ' + human(whole) + ')' : '';
+    // The tiles are sized against each other; say when they are not everything.
+    const rest = left > 0 || more;
+    const partial = rest || (whole > 0 && covered < whole);
+    note.textContent = !partial
+      ? ''
+      : (rest ? 'The ' + shownItems.length + ' biggest' : 'These ' + shownItems.length) + ' by ' + MEASURES[m] + ' bytes: together ' + human(covered) + share + '.' +
+        (m === 'exclusive_size' && whole > covered ? ' Layers shared by several of them are exclusive to none of them.' : '') +
+        (rest ? ' The others are in the table.' : '');
     const rects = squarify(shownItems.map((it) => it[m]), w, h);
     shownItems.forEach((it, i) => {
       const r = rects[i];
@@ -785,10 +797,12 @@
       if (gen !== generation) return;
       // The treemap follows the measure: the level's biggest by it, whatever the table's order.
       let mapItems = level.items;
+      let mapMore = level.more;
       if (v.s !== '-' + v.m || v.q) {
         const byMeasure = v.repo ? await loadTags(v, '-' + v.m, TILES, '') : await loadChildren(v, '-' + v.m, TILES, '');
         if (gen !== generation) return;
         mapItems = byMeasure.items;
+        mapMore = byMeasure.more;
       } else mapItems = sortItems(level.items.slice(), '-' + v.m);
       // Tiles and rows share one list for the tooltip's lookups.
       const all = level.items.slice();
@@ -796,7 +810,10 @@
       current = { items: all, self: level.self, totals, view: v };
       setStatus('');
       renderOverview(totals);
-      renderTreemap(mapItems.map((it) => all.find((o) => o.name === it.name && o.kind === it.kind)), v);
+      const scope = level.self || { size: totals.size, disk_size: totals.disk_size, deduplicated_size: registryTotal(totals, 'deduplicated_size'), exclusive_size: registryTotal(totals, 'exclusive_size') };
+      current.scope = scope;
+      current.mapMore = mapMore;
+      renderTreemap(mapItems.map((it) => all.find((o) => o.name === it.name && o.kind === it.kind)), v, scope, mapMore);
       renderTable(all.slice(0, level.items.length), v, totals, level.more);
       renderDetail(v, level.items);
       performance.measure('grur:render', { start: started, end: performance.now() });
@@ -874,7 +891,7 @@
         if (current.view && !$('app').hidden) {
           const v = current.view;
           const items = current.items.filter((it) => it[v.m] > 0);
-          renderTreemap(sortItems(items, '-' + v.m), v);
+          renderTreemap(sortItems(items, '-' + v.m), v, current.scope, current.mapMore);
         }
       }, 150);
     });
