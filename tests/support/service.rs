@@ -34,10 +34,16 @@ pub fn start_service(
     )
     .unwrap();
     let conf = dir.join("service.conf");
+    // An empty server_prefix is refused when written out: leave the key at its default.
+    let prefix_line = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("server_prefix = {prefix}\n")
+    };
     std::fs::write(
         &conf,
         format!(
-            "[general]\nsocket_port = {port}\nauth_backend = htpasswd\nserver_prefix = {prefix}\n\
+            "[general]\nsocket_port = {port}\nauth_backend = htpasswd\n{prefix_line}\
              [jwt]\nsecret_key = {SECRET}\n[htpasswd]\nfile = {}\n\
              [registry]\nregistry_base_url = {registry}\nusername = x\naccess_token = y\n\
              request_timeout = 5s\n",

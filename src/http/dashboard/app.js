@@ -185,7 +185,8 @@
     return {
       self: item('namespace', doc, ''),
       items: sortItems(nsItems.concat(repoItems), sort),
-      more: nsItems.length >= limit || repoItems.length >= limit,
+      // The children are one list (cut to `limit`) split into the two embedded lists.
+      more: nsItems.length + repoItems.length >= limit,
     };
   }
 
@@ -364,7 +365,8 @@
       while (queue.length && found.length < 20 && requests < 15) {
         const ns = queue.shift();
         requests++;
-        const doc = await api('/namespaces/' + enc(ns.name) + '?embed=1');
+        // Ascending by tag_count puts the repositories whose tags are unknown first.
+        const doc = await api('/namespaces/' + enc(ns.name) + '?embed=1&sort=tag_count&limit=200');
         for (const r of embedded(doc, 'repositories')) if (r.error) found.push(r);
         for (const c of embedded(doc, 'namespaces')) if (c.failed_repository_count > 0) queue.push(c);
       }
