@@ -206,9 +206,7 @@ pub fn collection<S: Sink>(
     }
     count_field(s, listing);
     let repos = &snapshot.repositories;
-    let mut listed = positions(listing, repos.len()).peekable();
-    let any = listed.peek().is_some();
-    drop(listed);
+    let any = positions(listing, repos.len()).next().is_some();
     if wants_links(view, listing) {
         s.begin_links();
         s.link("self", &href, None);

@@ -203,18 +203,32 @@ impl Usage {
         let mut deepest_first: Vec<u32> = (0..list.len() as u32).collect();
         deepest_first.sort_by_key(|&n| std::cmp::Reverse(list[n as usize].depth));
         for &n in &deepest_first {
-            let child = list[n as usize].clone();
-            if child.parent == NONE {
+            let c = &list[n as usize];
+            if c.parent == NONE {
                 continue;
             }
-            let p = &mut list[child.parent as usize];
-            p.size += child.size;
-            p.disk_size += child.disk_size;
-            p.deduplicated_size = p.deduplicated_size.wrapping_add(child.deduplicated_size);
-            p.exclusive_size += child.exclusive_size;
-            p.repository_count += child.repository_count;
-            p.tag_count += child.tag_count;
-            p.failed_repository_count += child.failed_repository_count;
+            let (parent, numbers) = (
+                c.parent as usize,
+                [
+                    c.size,
+                    c.disk_size,
+                    c.deduplicated_size,
+                    c.exclusive_size,
+                    c.repository_count,
+                    c.tag_count,
+                    c.failed_repository_count,
+                ],
+            );
+            let p = &mut list[parent];
+            p.size += numbers[0];
+            p.disk_size += numbers[1];
+            // Wrapping: the subtrahends of the deduplicated sums may come before their
+            // addends; the final sums are exact.
+            p.deduplicated_size = p.deduplicated_size.wrapping_add(numbers[2]);
+            p.exclusive_size += numbers[3];
+            p.repository_count += numbers[4];
+            p.tag_count += numbers[5];
+            p.failed_repository_count += numbers[6];
         }
         drop(deepest_first);
 

@@ -70,6 +70,27 @@ fn repos() -> Vec<(&'static str, Option<Vec<ScannedTag>>)> {
     ]
 }
 
+fn l(digest: &str, size: u64) -> LayerRef {
+    LayerRef {
+        digest: digest.into(),
+        size,
+    }
+}
+
+/// A tag without a manifest digest.
+fn plain(name: &str, layers: Vec<LayerRef>) -> ScannedTag {
+    ScannedTag {
+        name: name.into(),
+        digest: None,
+        layers: layers.into(),
+    }
+}
+
+/// The tags of a repository with one tag, `t`.
+fn only(layers: Vec<LayerRef>) -> Option<Vec<ScannedTag>> {
+    Some(vec![plain("t", layers)])
+}
+
 fn build(repos: Vec<(&str, Option<Vec<ScannedTag>>)>) -> Snapshot {
     let mut b = Builder::default();
     for (name, tags) in repos {
@@ -182,21 +203,10 @@ fn namespaces_roll_up_with_shared_layers_counted_once() {
 #[test]
 fn a_namespace_covers_the_repository_of_its_own_name_and_not_its_neighbours() {
     // Byte order puts `a-b` between `a` and `a/tags`; namespace a covers a and a/tags.
-    let l = |d: &str, size| LayerRef {
-        digest: d.into(),
-        size,
-    };
-    let t = |layers: Vec<LayerRef>| {
-        Some(vec![ScannedTag {
-            name: "t".into(),
-            digest: None,
-            layers: layers.into(),
-        }])
-    };
     let s = build(vec![
-        ("a", t(vec![l("L1", 1)])),
-        ("a-b", t(vec![l("L1", 1), l("L2", 2)])),
-        ("a/tags", t(vec![l("L1", 1), l("L3", 4)])),
+        ("a", only(vec![l("L1", 1)])),
+        ("a-b", only(vec![l("L1", 1), l("L2", 2)])),
+        ("a/tags", only(vec![l("L1", 1), l("L3", 4)])),
     ]);
     let u = Usage::of(&s);
     // Distinct in a and a/tags: L1 + L3; L1 is also in a-b, outside.
@@ -210,21 +220,10 @@ fn a_namespace_covers_the_repository_of_its_own_name_and_not_its_neighbours() {
 
 #[test]
 fn deeper_trees_sum_up_through_every_level() {
-    let l = |d: &str, size| LayerRef {
-        digest: d.into(),
-        size,
-    };
-    let t = |layers: Vec<LayerRef>| {
-        Some(vec![ScannedTag {
-            name: "t".into(),
-            digest: None,
-            layers: layers.into(),
-        }])
-    };
     let s = build(vec![
-        ("x/y/z/r", t(vec![l("P", 1), l("Q", 2)])),
-        ("x/y/s", t(vec![l("P", 1)])),
-        ("x/w", t(vec![l("Q", 2), l("R", 4)])),
+        ("x/y/z/r", only(vec![l("P", 1), l("Q", 2)])),
+        ("x/y/s", only(vec![l("P", 1)])),
+        ("x/w", only(vec![l("Q", 2), l("R", 4)])),
     ]);
     let u = Usage::of(&s);
     // x/y/z: P (shared with x/y/s) and Q (shared with x/w) → exclusive 0.
@@ -335,28 +334,22 @@ fn human_units() {
 /// The worked example of README's "What deleting would free": keep the two in step.
 #[test]
 fn readme_worked_example() {
-    let l = |d: &str, size| LayerRef {
-        digest: d.into(),
-        size,
-    };
-    let t = |name: &str, layers: Vec<LayerRef>| ScannedTag {
-        name: name.into(),
-        digest: None,
-        layers: layers.into(),
-    };
     let s = build(vec![
         (
             "g/app",
             Some(vec![
-                t("v1", vec![l("base", 1000), l("a", 100)]),
-                t("v2", vec![l("base", 1000), l("b", 200)]),
+                plain("v1", vec![l("base", 1000), l("a", 100)]),
+                plain("v2", vec![l("base", 1000), l("b", 200)]),
             ]),
         ),
         (
             "g/tool",
-            Some(vec![t("1", vec![l("base", 1000), l("t", 50)])]),
+            Some(vec![plain("1", vec![l("base", 1000), l("t", 50)])]),
         ),
-        ("h/svc", Some(vec![t("1", vec![l("t", 50), l("s", 30)])])),
+        (
+            "h/svc",
+            Some(vec![plain("1", vec![l("t", 50), l("s", 30)])]),
+        ),
     ]);
     let u = Usage::of(&s);
     assert_eq!(
