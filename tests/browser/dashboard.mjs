@@ -144,6 +144,21 @@ try {
   const tip = await page.textContent('#tooltip');
   for (const key of ['exclusive_size', 'deduplicated_size', 'size', 'disk_size'])
     assert.ok(tip.includes(exact(biggest[key])), `tooltip shows ${key}: ${tip}`);
+  // Squarified: the tiles fill the map without overlapping, areas in the order of the values.
+  const geometry = await page.evaluate(() => {
+    const map = document.getElementById('treemap');
+    const tiles = [...map.querySelectorAll('.tile')].map((t) => ({ x: t.offsetLeft, y: t.offsetTop, w: t.offsetWidth, h: t.offsetHeight }));
+    return { w: map.clientWidth, h: map.clientHeight, tiles };
+  });
+  const areas = geometry.tiles.map((t) => t.w * t.h);
+  const filled = areas.reduce((a, b) => a + b, 0) / (geometry.w * geometry.h);
+  assert.ok(filled > 0.97 && filled < 1.03, 'the tiles fill the map: ' + filled);
+  for (let i = 1; i < areas.length; i++) assert.ok(areas[i] <= areas[i - 1] * 1.05 + 50, 'tile areas follow the order: ' + areas);
+  for (const [i, a] of geometry.tiles.entries())
+    for (const b of geometry.tiles.slice(i + 1)) {
+      const overlap = Math.max(0, Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x) - 1) * Math.max(0, Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y) - 1);
+      assert.ok(overlap <= 0, 'tiles overlap: ' + JSON.stringify([a, b]));
+    }
   await shot('02-overview-1280x800');
 
   // ---- drill down: namespace → repository → tag, then back ----
