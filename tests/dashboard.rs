@@ -22,8 +22,8 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Two groups sharing a base layer, a nested namespace, two tags on one manifest, and a
-/// repository outside every namespace. By exclusive bytes `group-a` (5000 + 7000 + 1000)
+/// Two groups sharing a base layer, a nested namespace, two tags on one manifest, a
+/// repository outside every namespace, and one whose last scan failed. By exclusive bytes `group-a` (5000 + 7000 + 1000)
 /// is far bigger than `group-b` (2000); the base layer (3000) belongs to neither.
 fn registry_with_images() -> Registry {
     let registry = Registry::start(RegistryAuth::None);
@@ -40,6 +40,17 @@ fn registry_with_images() -> Registry {
     );
     pusher.image("group-b/web", "v1", &[&base, &[4u8; 2000]], Format::Oci);
     pusher.image("solo", "v1", &[&[5u8; 400]], Format::Docker);
+    // A repository whose scan fails: its manifest's bytes are gone from the storage, so
+    // the registry lists the tag but cannot serve it.
+    let broken = pusher.image("group-b/broken", "v1", &[&[6u8; 300]], Format::Oci);
+    let hex = broken.manifest_digest.trim_start_matches("sha256:");
+    let data = registry
+        .data_dir()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    std::fs::remove_file(&data).unwrap_or_else(|e| panic!("remove {}: {e}", data.display()));
     registry
 }
 
@@ -101,6 +112,22 @@ fn root_serves_the_dashboard_to_browsers_and_the_api_root_to_scripts() {
         None,
     );
     assert_eq!(stale.status, 404);
+
+    // The fixture's broken repository did fail (the browser test shows its error).
+    let token = service.token(USER, PASSWORD);
+    let bearer = format!("Bearer {token}");
+    let group_b = http_request(
+        "GET",
+        &format!("{}/namespaces/group-b", service.url),
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(
+        group_b.json()["failed_repository_count"],
+        1,
+        "{}",
+        group_b.text()
+    );
 
     // Scripts get the API root, without a token: it lists links only.
     let api = http_request("GET", &root, &[("Accept", "*/*")], None);

@@ -159,6 +159,20 @@ try {
       const overlap = Math.max(0, Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x) - 1) * Math.max(0, Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y) - 1);
       assert.ok(overlap <= 0, 'tiles overlap: ' + JSON.stringify([a, b]));
     }
+  // Failed repositories with their errors, found through the namespaces' counts.
+  const failedNs = (await api('/namespaces?embed=1&sort=-failed_repository_count&limit=50'))._embedded.items.filter((x) => x.failed_repository_count > 0);
+  const failedCount = failedNs.reduce((a, x) => a + x.failed_repository_count, 0);
+  if (failedCount > 0) {
+    await page.waitForSelector('#failed:not([hidden])');
+    const failedText = await page.textContent('#failed');
+    assert.ok(failedText.startsWith(failedCount + ' repositor'), failedText);
+    assert.ok(!/null|undefined/.test(failedText), failedText);
+    const failedRepos = [];
+    for (const x of failedNs)
+      for (const r of (await api('/namespaces/' + encodeURIComponent(x.name) + '?embed=1&sort=name&limit=200'))._embedded.repositories || [])
+        if (r.error) failedRepos.push(r);
+    for (const r of failedRepos.slice(0, 5)) assert.ok(failedText.includes(r.name + ': ' + r.error), failedText);
+  }
   await shot('02-overview-1280x800');
 
   // ---- drill down: namespace → repository → tag, then back ----

@@ -383,11 +383,12 @@
     for (const r of found.slice(0, 20)) {
       list.append(el('li', {}, el('a', { href: viewHash({ repo: r.name, m: 'exclusive_size', s: '-exclusive_size' }), text: r.name }), ': ', el('code', { text: r.error })));
     }
+    const one = total === 1;
     box.replaceChildren(
-      el('h2', { text: total + ' repositor' + (total === 1 ? 'y' : 'ies') + ' failed in the last scan (their numbers are from an earlier scan, or unknown)' }),
+      el('h2', { text: total + (one ? ' repository' : ' repositories') + ' failed in the last scan; ' + (one ? 'its numbers are' : 'their numbers are') + ' from an earlier scan, or unknown:' }),
       list,
-      total > found.length ? el('p', { class: 'note', text: 'and ' + (total - found.length) + ' more' }) : null,
     );
+    if (total > found.length) box.append(el('p', { class: 'note', text: 'and ' + (total - found.length) + ' more' }));
     box.hidden = false;
   }
 
