@@ -114,7 +114,10 @@ cat <<EOF
  The demo is running: the service on http://$SERVICE, the synthetic registry on
  http://$REGISTRY (40 repositories, token auth, plus demo/multiarch:latest).
 
- Log in (HTTP Basic, user demo, password demo) and keep the token (no jq needed):
+ In a browser: open http://$SERVICE/ and log in as demo / demo (the dashboard: namespaces
+ by what deleting them would free, as a treemap and a table; click to go down).
+
+ From a shell: log in (HTTP Basic, user demo, password demo) and keep the token (no jq needed):
 
    TOKEN=\$(curl -s -u demo:demo http://$SERVICE/auth_token | sed -n 's/.*"auth_token" *: *"\([^"]*\)".*/\1/p')
 

@@ -20,6 +20,7 @@ use crate::current::Current;
 use crate::snapshot::Repository;
 
 use super::cache::{Body, ETag, Key, Rendered, ResourceKey};
+use super::dashboard;
 use super::hal::{self, write_json_f64, write_json_string, Json, Listing, Numbers, Sink, View};
 use super::html::Html;
 use super::router::{self, Collection, NotFound, Options, Request, Resource, Route};
@@ -80,7 +81,7 @@ const READ_METHODS: &str = "GET, HEAD, OPTIONS";
 const LOGIN_METHODS: &str = "GET, HEAD, POST, OPTIONS";
 
 impl Reply {
-    fn new(status: u16, content_type: &'static str, body: Body) -> Reply {
+    pub(super) fn new(status: u16, content_type: &'static str, body: Body) -> Reply {
         Reply {
             status,
             content_type: Some(content_type),
@@ -90,7 +91,11 @@ impl Reply {
         }
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {
+    pub(super) fn header(
+        mut self,
+        name: &'static str,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Reply {
         self.headers.push((name, value.into()));
         self
     }
@@ -109,7 +114,7 @@ impl Reply {
             .header("Allow", allow)
     }
 
-    fn not_found(path: &str) -> Reply {
+    pub(super) fn not_found(path: &str) -> Reply {
         Reply::message(404, &format!("The resource \"{path}\" does not exist"))
     }
 
@@ -263,6 +268,8 @@ enum Handler {
     Health,
     Login,
     OpenApi,
+    /// The dashboard's page (or the API root) and its assets.
+    Dashboard,
     Data,
 }
 
@@ -271,6 +278,7 @@ fn handler_of(route: &Route<'_>) -> (Handler, &'static str) {
         Route::Health => (Handler::Health, READ_METHODS),
         Route::OpenApi => (Handler::OpenApi, READ_METHODS),
         Route::AuthToken => (Handler::Login, LOGIN_METHODS),
+        Route::Root | Route::Asset(_) => (Handler::Dashboard, READ_METHODS),
         Route::Api { .. } | Route::Namespaces { .. } | Route::Unknown => {
             (Handler::Data, READ_METHODS)
         }
@@ -298,6 +306,9 @@ impl App {
             }
             (Handler::Health, Method::Get | Method::Head) => self.health(),
             (Handler::OpenApi, Method::Get | Method::Head) => openapi(rq.if_none_match),
+            (Handler::Dashboard, Method::Get | Method::Head) => {
+                dashboard::serve(&self.config.general.server_prefix, &request)
+            }
             (Handler::Data, Method::Get | Method::Head) => self.api(rq, &request),
             _ => Reply::method_not_allowed(allow),
         };
@@ -505,6 +516,11 @@ impl App {
             } else {
                 "Bearer error=\"invalid_token\""
             };
+            if request.html {
+                let prefix = &self.config.general.server_prefix;
+                return dashboard::login_required(prefix, e.status, e.msg)
+                    .header("WWW-Authenticate", challenge);
+            }
             let mut out = Vec::with_capacity(e.msg.len() + 12);
             out.extend_from_slice(b"{\"msg\":");
             write_json_string(&mut out, e.msg);

@@ -13,6 +13,7 @@
 //! threads.
 
 mod cache;
+mod dashboard;
 mod hal;
 mod handler;
 mod html;

@@ -36,6 +36,10 @@ pub enum Route<'a> {
     Namespaces {
         rest: Option<&'a str>,
     },
+    /// `/` (or the prefix itself): the dashboard for a browser, the API root otherwise.
+    Root,
+    /// `/dashboard/<file>`: one of the dashboard's embedded assets.
+    Asset(&'a str),
     /// Anything else, including paths outside `server_prefix`.
     Unknown,
 }
@@ -66,7 +70,11 @@ pub fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
         "/health" => return Route::Health,
         "/auth_token" => return Route::AuthToken,
         "/openapi.json" => return Route::OpenApi,
+        "/" | "" => return Route::Root,
         _ => {}
+    }
+    if let Some(file) = path.strip_prefix("/dashboard/") {
+        return Route::Asset(file);
     }
     // `Some(None)`: the collection itself; `Some(Some(rest))`: something inside it.
     let under = |name: &str| -> Option<Option<&'a str>> {
@@ -406,6 +414,11 @@ mod tests {
         assert_eq!(route("/x/y", "/x/y/auth_token"), Route::AuthToken);
         assert_eq!(route("/x/y", "/auth_token"), Route::Unknown);
         assert_eq!(route("/x", "/xrepositories"), Route::Unknown);
+        assert_eq!(route("", "/"), Route::Root);
+        assert_eq!(route("/x", "/x"), Route::Root);
+        assert_eq!(route("/x", "/x/"), Route::Root);
+        assert_eq!(route("/x", "/"), Route::Unknown);
+        assert_eq!(route("", "/dashboard/app.1.js"), Route::Asset("app.1.js"));
         assert_eq!(
             route("", "/images/a/b"),
             Route::Api {

@@ -110,6 +110,7 @@ impl Drop for ChildGuard {
 pub mod fake_registry;
 pub mod push;
 pub mod registry;
+pub mod service;
 pub mod synthetic;
 pub mod token_issuer;
 
