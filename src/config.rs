@@ -37,6 +37,18 @@ tls_key_file =
 cors_origin = *
 # Who checks the credentials at /auth_token: ldap or htpasswd.
 auth_backend = ldap
+# A request head (and its body) must arrive within this, from its first byte or the end
+# of the previous response; then 408 and close. Also how long a new connection may be silent.
+request_header_timeout = 10 seconds
+# How long a connection may stay idle between requests.
+keepalive_timeout = 75 seconds
+# A response that makes no progress for this long is dropped; after it, a response must
+# average at least 32 KiB/s.
+send_timeout = 60 seconds
+# Connections served at once; past this a new connection is closed at once.
+max_connections = 1024
+# Connections served at once per client address (IPv6: per /64); past this, closed at once.
+max_connections_per_client = 64
 
 [ldap]
 host = myldap.com
@@ -109,6 +121,12 @@ pub struct General {
     /// Empty: no `Access-Control-Allow-Origin` header.
     pub cors_origin: String,
     pub auth_backend: AuthBackend,
+    /// The bounds every connection is served within (see `http::server`).
+    pub request_header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub send_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -303,6 +321,11 @@ const KNOWN: &[(&str, &[&str])] = &[
             "tls_key_file",
             "cors_origin",
             "auth_backend",
+            "request_header_timeout",
+            "keepalive_timeout",
+            "send_timeout",
+            "max_connections",
+            "max_connections_per_client",
         ],
     ),
     (
@@ -486,6 +509,16 @@ impl Config {
             tls_key_file: r.path("general", "tls_key_file"),
             cors_origin: r.raw("general", "cors_origin").trim().to_string(),
             auth_backend,
+            request_header_timeout: r.duration("general", "request_header_timeout")?,
+            keepalive_timeout: r.duration("general", "keepalive_timeout")?,
+            send_timeout: r.duration("general", "send_timeout")?,
+            max_connections: r.number("general", "max_connections", 1usize, 1_000_000)?,
+            max_connections_per_client: r.number(
+                "general",
+                "max_connections_per_client",
+                1usize,
+                1_000_000,
+            )?,
         };
         if general.tls_certificate_file.is_some() != general.tls_key_file.is_some() {
             return Err(ConfigError(
@@ -643,6 +676,11 @@ mod tests {
         assert_eq!(c.registry.request_timeout, Duration::from_secs(30));
         assert_eq!(c.general.refresh_interval, Duration::from_secs(3600));
         assert!(c.general.snapshot_file.is_none());
+        assert_eq!(c.general.request_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.general.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(c.general.send_timeout, Duration::from_secs(60));
+        assert_eq!(c.general.max_connections, 1024);
+        assert_eq!(c.general.max_connections_per_client, 64);
         assert!(check_secret(&c.jwt.secret_key).is_err());
     }
 

@@ -1,8 +1,11 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
 
 use crate::connection::Connection;
+use crate::limits::{is_timeout, Deadline};
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use crate::ssl::SslStream;
 
@@ -42,6 +45,14 @@ impl Stream {
             Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
+        }
+    }
+
+    fn set_read_timeout(&self, t: Option<std::time::Duration>) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(t),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(ssl_stream) => ssl_stream.set_read_timeout(t),
         }
     }
 
@@ -86,6 +97,8 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // PATCHED (gitlab-registry-usage-rest): the read half's deadline (`crate::limits`)
+    deadline: Option<Arc<Deadline>>,
 }
 
 impl RefinedTcpStream {
@@ -101,12 +114,14 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            deadline: None,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            deadline: None,
         };
 
         (read, write)
@@ -120,6 +135,14 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): reads end at `deadline` (when it is set):
+    /// the socket's read timeout is shrunk to what is left before each read, so a client
+    /// sending a byte now and then cannot stretch a request head past it.
+    pub(crate) fn with_deadline(mut self, deadline: Arc<Deadline>) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 }
 
@@ -137,13 +160,35 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        self.stream.read(buf)
+        // PATCHED (gitlab-registry-usage-rest): see `with_deadline`; a timeout is always
+        // reported as `TimedOut` (Linux says `WouldBlock`).
+        if let Some(at) = self.deadline.as_ref().and_then(|d| d.get()) {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        self.stream.read(buf).map_err(|e| {
+            if is_timeout(&e) {
+                std::io::ErrorKind::TimedOut.into()
+            } else {
+                e
+            }
+        })
     }
 }
 
 impl Write for RefinedTcpStream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        self.stream.write(buf)
+        // PATCHED (gitlab-registry-usage-rest): an expired send timeout as `TimedOut`
+        self.stream.write(buf).map_err(|e| {
+            if is_timeout(&e) {
+                std::io::ErrorKind::TimedOut.into()
+            } else {
+                e
+            }
+        })
     }
 
     fn flush(&mut self) -> IoResult<()> {
