@@ -7,7 +7,7 @@
 //! `max_connections_per_client` counted per [`client_key`]), reads a request and its body
 //! (at most [`MAX_BODY`]) before a worker sees it, and reads a connection's next request
 //! only after the previous response. Workers never wait for a client: a body is already
-//! read, and a large response is written by the connection's own thread
+//! read, and every response is written by the connection's own thread
 //! (`respond_on_connection_thread`), so a slow reader holds only its connection.
 //!
 //! The listener never dies: tiny_http's accept thread survives accept errors and threads
@@ -390,10 +390,6 @@ impl Drop for Running {
     }
 }
 
-/// Responses larger than this are written by the connection's own thread: a client that
-/// reads them slowly then holds its connection rather than one of the few workers.
-const LARGE_RESPONSE: usize = 256 * 1024;
-
 struct Worker {
     app: Arc<App>,
     server: Arc<Server>,
@@ -454,7 +450,7 @@ impl Worker {
             outcome
         };
         match outcome {
-            Outcome::Reply(reply) => self.send(request, reply),
+            Outcome::Reply(reply) => respond(&self.app, request, reply),
             Outcome::Login(login) => match self.logins.try_send(LoginJob { request, login }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
@@ -462,19 +458,6 @@ impl Worker {
                 }
             },
         }
-    }
-
-    /// Answers on this thread, or hands a large body to the connection's thread (see
-    /// [`LARGE_RESPONSE`]).
-    fn send(&self, request: Request, reply: Reply) {
-        let large = reply.body.as_ref().len() > LARGE_RESPONSE
-            && *request.method() != tiny_http::Method::Head;
-        if large {
-            let (request, response) = response(&self.app, request, reply);
-            request.respond_on_connection_thread(response);
-            return;
-        }
-        respond(&self.app, request, reply);
     }
 }
 
@@ -524,13 +507,13 @@ fn incoming(request: &Request) -> Incoming<'_> {
     rq
 }
 
-/// Writes `reply` with the headers every response carries. Errors (the client went
-/// away) are not worth more than a debug line.
+/// Hands `reply`, with the headers every response carries, to the thread of the
+/// request's connection, which writes it: a worker or login thread never waits for a
+/// client to read (the connection thread drops a client that reads too slowly, see
+/// `send_timeout`).
 fn respond(app: &App, request: Request, reply: Reply) {
     let (request, response) = response(app, request, reply);
-    if let Err(e) = request.respond(response) {
-        crate::log!(debug, "could not send a response", error = e);
-    }
+    request.respond_on_connection_thread(response);
 }
 
 /// `reply` as a tiny_http response, with the headers every response carries.
