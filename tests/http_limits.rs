@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use gitlab_registry_usage_rest::auth::jwt::Tokens;
 use gitlab_registry_usage_rest::config::Config;
 use gitlab_registry_usage_rest::snapshot::{self, Builder, LayerRef, ScannedTag, Snapshot};
+use support::net::connect_from;
 use support::{basic_auth, free_port, ChildGuard, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gitlab-registry-usage-rest");
@@ -227,48 +228,6 @@ impl Service {
 
     fn connect(&self) -> TcpStream {
         connect_from(ATTACKER, self.port, None).expect("connect")
-    }
-}
-
-/// A connection from `source` to the service, with a small receive buffer if asked (set
-/// before connecting, so that the window stays small).
-fn connect_from(source: Ipv4Addr, port: u16, rcvbuf: Option<i32>) -> std::io::Result<TcpStream> {
-    use std::os::fd::FromRawFd;
-    let addr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain socket calls on a descriptor owned by `stream` from its creation on,
-    // with pointers to live, correctly sized values.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let stream = TcpStream::from_raw_fd(fd);
-        if let Some(size) = rcvbuf {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&size as *const i32).cast(),
-                std::mem::size_of::<i32>() as libc::socklen_t,
-            );
-        }
-        let local = addr(source, 0);
-        if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let remote = addr(Ipv4Addr::LOCALHOST, port);
-        if libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(stream)
     }
 }
 
