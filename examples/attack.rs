@@ -11,6 +11,7 @@
 //! `/repositories?embed=true&links=true` and reading nothing). Every socket it opens is
 //! closed when it ends; it sends only to 127.0.0.0/8.
 
+#[allow(dead_code)] // the tests use more of it
 #[path = "../tests/support/net.rs"]
 mod net;
 

@@ -14,6 +14,7 @@ use gitlab_registry_usage_rest::config::Config;
 use gitlab_registry_usage_rest::http::{self, App, Running};
 use gitlab_registry_usage_rest::snapshot::{Builder, LayerRef, ScannedTag, Shared, Snapshot};
 use serde_json::{json, Value};
+use support::net::read_until_closed;
 use support::{base64_encode, basic_auth, http_request, HttpReply, TempDir};
 
 const SECRET: &str = "Zq3vN8xK1pL7mW2rT9yB4cF6hJ0dS5gA-api-tests";
@@ -1272,29 +1273,6 @@ fn raw_closed(addr: std::net::SocketAddr, request: &[u8], timeout: Duration) -> 
     stream.set_read_timeout(Some(timeout)).unwrap();
     stream.write_all(request).unwrap();
     read_until_closed(&mut stream)
-}
-
-/// Everything the server sends until it closes the connection: (text, closed). `closed`
-/// is false if the stream's read timeout passed first.
-fn read_until_closed(stream: &mut TcpStream) -> (String, bool) {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let closed = loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break true,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break false
-            }
-            Err(_) => break true, // reset: the server closed with our data unread
-        }
-    };
-    (String::from_utf8_lossy(&out).into_owned(), closed)
 }
 
 /// `GET /health` with one header line `X-Long: aaa…` of exactly `line_len` bytes (CRLF

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use gitlab_registry_usage_rest::auth::jwt::Tokens;
 use gitlab_registry_usage_rest::config::Config;
 use gitlab_registry_usage_rest::snapshot::{self, Builder, LayerRef, ScannedTag, Snapshot};
-use support::net::connect_from;
+use support::net::{connect_from, read_until_closed};
 use support::{basic_auth, free_port, ChildGuard, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gitlab-registry-usage-rest");
@@ -243,24 +243,7 @@ fn exchange(stream: &mut TcpStream, request: &[u8]) -> (String, bool) {
 
 fn read_to_close(stream: &mut TcpStream) -> (String, bool) {
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let closed = loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break true,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break false
-            }
-            Err(_) => break true, // reset
-        }
-    };
-    (String::from_utf8_lossy(&out).into_owned(), closed)
+    read_until_closed(stream)
 }
 
 /// Status codes of every response in `reply`.

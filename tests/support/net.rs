@@ -2,6 +2,7 @@
 //! (127.0.0.2 is "another client" on loopback), with a small receive buffer. Shared by
 //! tests/http_limits.rs and examples/attack.rs.
 
+use std::io::Read;
 use std::net::{Ipv4Addr, TcpStream};
 
 /// A connection from `source` to the service, with a small receive buffer if asked (set
@@ -48,4 +49,27 @@ pub fn connect_from(
         }
         Ok(stream)
     }
+}
+
+/// Everything the server sends until it closes the connection: (text, closed). `closed`
+/// is false if the stream's read timeout passed first.
+pub fn read_until_closed(stream: &mut TcpStream) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break false
+            }
+            Err(_) => break true, // reset: the server closed with our data unread
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
 }
