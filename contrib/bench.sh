@@ -252,7 +252,7 @@ attack_table() {
             n = split(row, kv, " ")
             for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
             name["none"] = "none (the normal client alone)"
-            name["idle-slowloris"] = "5,000 idle + 500 slowloris connections (110 addresses)"
+            name["idle-slowloris"] = "5,000 idle + 500 slowloris connections from one address"
             name["pipeline"] = "one connection pipelining 1M requests, reading nothing"
             name["slow-readers"] = "66 slow readers of `/repositories?embed=true&links=true`"
             printf "| %s | %s / %s ms | %d of %d | %d | %d | %s MiB | %d |\n", name[v["scenario"]],

@@ -5,8 +5,8 @@
 //!
 //!   attack <port> <pid> <scenario> <seconds> [token]
 //!
-//! Scenarios: `none` (the normal client alone), `idle-slowloris` (5,000 idle and 500 slowloris connections, from 110
-//! addresses 127.1.0.x), `pipeline` (one connection sending 1M pipelined GET /health and
+//! Scenarios: `none` (the normal client alone), `idle-slowloris` (5,000 idle and 500 slowloris connections, from
+//! 127.0.0.1), `pipeline` (one connection sending 1M pipelined GET /health and
 //! reading nothing), `slow-readers` (66 connections from 127.0.0.1 asking for
 //! `/repositories?embed=true&links=true` and reading nothing). Every socket it opens is
 //! closed when it ends; it sends only to 127.0.0.0/8.
@@ -43,16 +43,16 @@ fn main() {
     let mut helpers = Vec::new();
     match args[2].as_str() {
         "idle-slowloris" => {
-            let source = |i: usize| Ipv4Addr::new(127, 1, 0, 1 + (i / 50) as u8);
-            for i in 0..5000 {
-                match connect_from(source(i), port, None) {
+            // from one address, as one attacker would
+            for _ in 0..5000 {
+                match connect_from(Ipv4Addr::LOCALHOST, port, None) {
                     Ok(s) => held.push(s),
                     Err(_) => refused += 1,
                 }
             }
             let mut slow = Vec::new();
-            for i in 5000..5500 {
-                if let Ok(mut s) = connect_from(source(i), port, None) {
+            for _ in 0..500 {
+                if let Ok(mut s) = connect_from(Ipv4Addr::LOCALHOST, port, None) {
                     if s.write_all(b"GET /health HTTP/1.1\r\nX-A: ").is_ok() {
                         slow.push(s);
                     }
