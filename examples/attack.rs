@@ -115,15 +115,20 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
-    // Sockets the service closed read as end of stream; the others are still held by it.
+    // A socket the service closed reads as end of stream (after what it had sent) or a
+    // reset; one it still holds has data waiting or would block.
     let kept = held
         .iter()
         .filter(|s| {
-            s.set_nonblocking(true).is_ok()
-                && matches!(
-                    (&mut &**s).read(&mut [0u8; 1]),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                )
+            let _ = s.set_nonblocking(true);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                match (&mut &**s).read(&mut buf) {
+                    Ok(0) => return false,
+                    Ok(_) => continue,
+                    Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
+                }
+            }
         })
         .count();
     drop(held);
