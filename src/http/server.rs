@@ -7,8 +7,9 @@
 //! `max_connections_per_client` counted per [`client_key`]), reads a request and its body
 //! (at most [`MAX_BODY`]) before a worker sees it, and reads a connection's next request
 //! only after the previous response. Workers never wait for a client: a body is already
-//! read, and every response is written by the connection's own thread
-//! (`respond_on_connection_thread`), so a slow reader holds only its connection.
+//! read, a small response is written at once (or the connection dropped), and a large one
+//! is written by the connection's own thread (`respond_on_connection_thread`), so a slow
+//! reader holds only its connection.
 //!
 //! The listener never dies: tiny_http's accept thread survives accept errors and threads
 //! that cannot start (each costs one connection, logged at most once a second). If it ends
@@ -507,13 +508,25 @@ fn incoming(request: &Request) -> Incoming<'_> {
     rq
 }
 
-/// Hands `reply`, with the headers every response carries, to the thread of the
-/// request's connection, which writes it: a worker or login thread never waits for a
-/// client to read (the connection thread drops a client that reads too slowly, see
-/// `send_timeout`).
+/// Responses larger than this are handed to the connection's own thread, which waits
+/// for a slow reader (within `send_timeout` and [`MIN_SEND_RATE`]); smaller ones fit in
+/// the socket's buffer and are written at once by the worker (tiny_http fails such a
+/// write after milliseconds without progress, and closes the connection: a client that
+/// pipelines requests and reads nothing cannot hold a worker).
+const SMALL_RESPONSE: usize = 8 * 1024;
+
+/// Writes `reply`, with the headers every response carries, or hands it to the
+/// connection's thread (see [`SMALL_RESPONSE`]): a worker or login thread never waits for
+/// a client to read. Errors (the client went away) are not worth more than a debug line.
 fn respond(app: &App, request: Request, reply: Reply) {
+    let small =
+        reply.body.as_ref().len() <= SMALL_RESPONSE || *request.method() == tiny_http::Method::Head;
     let (request, response) = response(app, request, reply);
-    request.respond_on_connection_thread(response);
+    if !small {
+        request.respond_on_connection_thread(response);
+    } else if let Err(e) = request.respond(response) {
+        crate::log!(debug, "could not send a response", error = e);
+    }
 }
 
 /// `reply` as a tiny_http response, with the headers every response carries.

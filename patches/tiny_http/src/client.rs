@@ -6,10 +6,13 @@ use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Method};
 use crate::limits::{is_timeout, Deadline, Limits};
+use crate::request::Notice;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -60,10 +63,15 @@ pub struct ClientConnection {
     secure: bool,
 
     // PATCHED (gitlab-registry-usage-rest): the timeouts and body limit, the read
-    // deadline shared with the socket reader, and whether a request was answered yet
+    // deadline shared with the socket reader, whether a request was answered yet, the
+    // notices of the request handed over last (see `finish_previous`), the write half's
+    // patience flag, and a way for a handler to wake this thread from a blocked read
     limits: Arc<Limits>,
     deadline: Arc<Deadline>,
     answered_one: bool,
+    pending: Option<Receiver<Notice>>,
+    patient: Arc<AtomicBool>,
+    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 /// Error that can happen when reading a request.
@@ -103,18 +111,31 @@ impl ClientConnection {
     ) -> ClientConnection {
         let deadline = Arc::new(Deadline::default());
         let mut read_socket = read_socket.with_deadline(Arc::clone(&deadline));
+        let patient = Arc::new(AtomicBool::new(false));
+        let write_socket = match limits.send_timeout {
+            Some(limit) => write_socket.with_patience(Arc::clone(&patient), limit),
+            None => write_socket,
+        };
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
 
+        // PATCHED (gitlab-registry-usage-rest): 8 KiB instead of 1 KiB, so that the
+        // head and a body of up to ~7 KiB leave in one write (one packet with
+        // TCP_NODELAY) instead of two; larger bodies bypass the buffer anyway.
+        let sink = SequentialWriterBuilder::new(BufWriter::with_capacity(8 * 1024, write_socket));
+        let socket = sink.shared();
+        let wake = Arc::new(move || {
+            if let Ok(mut writer) = socket.lock() {
+                writer.get_mut().shutdown_read();
+            }
+        });
+
         ClientConnection {
             source,
-            // PATCHED (gitlab-registry-usage-rest): 8 KiB instead of 1 KiB, so that the
-            // head and a body of up to ~7 KiB leave in one write (one packet with
-            // TCP_NODELAY) instead of two; larger bodies bypass the buffer anyway.
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(8 * 1024, write_socket)),
+            sink,
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
@@ -122,6 +143,26 @@ impl ClientConnection {
             limits,
             deadline,
             answered_one: false,
+            pending: None,
+            patient,
+            wake,
+        }
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): waits until the request handed over last is
+    /// answered (running on this thread a response handed back to it, see
+    /// `Request::respond_on_connection_thread`). False: the connection must close (the
+    /// answer could not be written whole).
+    fn finish_previous(&mut self) -> bool {
+        let Some(notices) = self.pending.take() else {
+            return true;
+        };
+        loop {
+            match notices.recv() {
+                Ok(Notice::Responded { ok }) => return ok,
+                Ok(Notice::Respond(job)) => job(),
+                Err(_) => return false,
+            }
         }
     }
 
@@ -193,10 +234,23 @@ impl ClientConnection {
         } else {
             self.limits.request_header_timeout
         };
+        //
+        // Over HTTP the next bytes are awaited while the previous request is answered (a
+        // client that reads its answers sends the next request after it, so this thread
+        // does not need waking), but the next request is parsed only once that answer is
+        // written: requests are handled one at a time. Over HTTPS the stream is one
+        // locked object, so the answer comes first, as upstream had it.
+        if self.secure && !self.finish_previous() {
+            return Err(ReadError::NoRequest);
+        }
         self.deadline.set(idle);
-        match self.next_header_source.fill_buf() {
-            Ok([]) => return Err(ReadError::NoRequest),
-            Ok(_) => {}
+        let arrived = self.next_header_source.fill_buf().map(|b| !b.is_empty());
+        if !self.finish_previous() {
+            return Err(ReadError::NoRequest);
+        }
+        match arrived {
+            Ok(true) => {}
+            Ok(false) => return Err(ReadError::NoRequest),
             Err(e) if is_timeout(&e) => return Err(ReadError::NoRequest),
             Err(e) => return Err(ReadError::ReadIoError(e)),
         }
@@ -295,6 +349,12 @@ impl ClientConnection {
             Some(grace) => request.with_send_limits(grace, self.limits.min_send_rate),
             None => request,
         };
+        let (notify, notices) = mpsc::channel();
+        self.pending = Some(notices);
+        let wake = (!self.secure).then(|| Arc::clone(&self.wake));
+        let request = request
+            .with_notify_sender(notify)
+            .with_connection_thread(Arc::clone(&self.patient), wake);
 
         // return the request
         Ok(request)
@@ -334,6 +394,14 @@ impl ClientConnection {
             .raw_print(&mut writer, version, &[], false, None)
             .and_then(|()| std::io::Write::flush(&mut writer))
             .ok();
+    }
+}
+
+/// PATCHED (gitlab-registry-usage-rest): the socket is shut down when this is dropped, so
+/// the last request's answer is awaited first.
+impl Drop for ClientConnection {
+    fn drop(&mut self) {
+        self.finish_previous();
     }
 }
 

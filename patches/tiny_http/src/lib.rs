@@ -252,13 +252,16 @@ impl Server {
 
     /// PATCHED (gitlab-registry-usage-rest): `from_listener`, bounded by `limits`.
     ///
-    /// - Each accepted socket gets `send_timeout` and `request_header_timeout` before
-    ///   anything is read from it (the TLS handshake included); the listener itself never
-    ///   has a timeout (Linux would apply it to `accept`).
+    /// - Each accepted socket gets its read and write timeouts before anything is read
+    ///   from it (the TLS handshake included); the listener itself never has a timeout
+    ///   (Linux would apply it to `accept`).
     /// - A connection past `max_connections`, or past `max_connections_per_client` for its
     ///   client, is closed as soon as it is accepted, never queued.
     /// - Requests are read one at a time on each connection: the next one is not parsed
-    ///   before the previous one's response is written.
+    ///   before the previous one's response is written. `Request::respond` fails when the
+    ///   client has not read enough to let it go on within milliseconds;
+    ///   `Request::respond_on_connection_thread` waits for a slow reader on the
+    ///   connection's own thread, within `send_timeout` and `min_send_rate`.
     /// - An accept error, or a connection thread that cannot start, costs that connection
     ///   and is reported at most once a second; the accept thread goes on. Only an error
     ///   that says the listening socket itself is unusable ends it, and `recv()` then
@@ -370,7 +373,13 @@ impl Server {
                     };
                     let timeouts = sock
                         .set_read_timeout(limits.request_header_timeout)
-                        .and_then(|()| sock.set_write_timeout(limits.send_timeout));
+                        // writes from handler threads fail soon (see `HANDLER_WRITE_STALL`),
+                        // the connection's own thread retries up to `send_timeout`
+                        .and_then(|()| {
+                            sock.set_write_timeout(
+                                limits.send_timeout.map(|_| limits::HANDLER_WRITE_STALL),
+                            )
+                        });
                     if timeouts.is_err() {
                         continue;
                     }
@@ -399,21 +408,10 @@ impl Server {
                     let mut task = Some((client, slot));
                     let spawned = tasks_pool.spawn(Box::new(move || {
                         if let Some((client, _slot)) = task.take() {
-                            // PATCHED (gitlab-registry-usage-rest): one request at a time,
-                            // for HTTP as upstream did for HTTPS (see `request::Notice`)
+                            // PATCHED (gitlab-registry-usage-rest): the connection reads
+                            // its requests one at a time (see `ClientConnection::read`)
                             for rq in client {
-                                let (sender, receiver) = mpsc::channel();
-                                messages.push(rq.with_notify_sender(sender).into());
-                                let ok = loop {
-                                    match receiver.recv() {
-                                        Ok(request::Notice::Responded { ok }) => break ok,
-                                        Ok(request::Notice::Respond(job)) => job(),
-                                        Err(_) => break false,
-                                    }
-                                };
-                                if !ok {
-                                    break;
-                                }
+                                messages.push(rq.into());
                             }
                         }
                     }));

@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::util::{EqualReader, FusedReader};
@@ -79,6 +81,11 @@ pub struct Request {
 
     // PATCHED (gitlab-registry-usage-rest): (grace, bytes per second) of `RateLimitedWriter`
     send_limits: Option<(Duration, u64)>,
+
+    // PATCHED (gitlab-registry-usage-rest): the connection's write patience flag, and how
+    // to wake its thread from a read (see `respond_on_connection_thread`)
+    patient: Option<Arc<AtomicBool>>,
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -263,6 +270,8 @@ where
         must_send_continue: false,
         notify_when_responded: None,
         send_limits: None,
+        patient: None,
+        wake: None,
     })
 }
 
@@ -561,10 +570,14 @@ impl Request {
     }
 
     /// PATCHED (gitlab-registry-usage-rest): like `respond`, but the response is written
-    /// by the thread that read this request from its connection (which waits for the
-    /// response anyway), so the calling thread is free at once however slowly the client
-    /// reads. Write errors are not returned (the connection is closed on one). A request
-    /// that did not come from a connection thread is answered here.
+    /// by the thread that read this request from its connection, which waits up to the
+    /// send timeout (and the minimum rate) for a slow client, so the calling thread is
+    /// free at once. `respond` itself fails after a few milliseconds without progress
+    /// (and the connection is closed): use this for anything that may not fit in the
+    /// socket's buffer. Over HTTP the connection is closed after such a response (its
+    /// thread is woken from reading the next request by shutting the reading side).
+    /// Write errors are not returned. A request that did not come from a connection thread
+    /// is answered here.
     pub fn respond_on_connection_thread<R>(self, response: Response<R>)
     where
         R: Read + Send + 'static,
@@ -573,14 +586,37 @@ impl Request {
             let _ = self.respond(response);
             return;
         };
+        let wake = self.wake.clone();
         let job = Box::new(move || {
+            if let Some(patient) = &self.patient {
+                patient.store(true, Ordering::Relaxed);
+            }
+            let patient = self.patient.clone();
             let _ = self.respond(response);
+            if let Some(patient) = patient {
+                patient.store(false, Ordering::Relaxed);
+            }
         });
-        if let Err(std::sync::mpsc::SendError(Notice::Respond(job))) =
-            sender.send(Notice::Respond(job))
-        {
-            job();
+        match sender.send(Notice::Respond(job)) {
+            Ok(()) => {
+                if let Some(wake) = wake {
+                    wake();
+                }
+            }
+            Err(std::sync::mpsc::SendError(Notice::Respond(job))) => job(),
+            Err(_) => {}
         }
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): see `respond_on_connection_thread`.
+    pub(crate) fn with_connection_thread(
+        mut self,
+        patient: Arc<AtomicBool>,
+        wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    ) -> Self {
+        self.patient = Some(patient);
+        self.wake = wake;
+        self
     }
 
     /// PATCHED (gitlab-registry-usage-rest): see `RateLimitedWriter`.

@@ -1,8 +1,9 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::limits::{is_timeout, Deadline};
@@ -99,6 +100,10 @@ pub struct RefinedTcpStream {
     close_write: bool,
     // PATCHED (gitlab-registry-usage-rest): the read half's deadline (`crate::limits`)
     deadline: Option<Arc<Deadline>>,
+    // PATCHED (gitlab-registry-usage-rest): the write half's patience: while the flag is
+    // set, a write that runs into the socket's (short) send timeout is retried until it
+    // has made no progress for the duration
+    patience: Option<(Arc<AtomicBool>, Duration)>,
 }
 
 impl RefinedTcpStream {
@@ -115,6 +120,7 @@ impl RefinedTcpStream {
             close_read: true,
             close_write: false,
             deadline: None,
+            patience: None,
         };
 
         let write = RefinedTcpStream {
@@ -122,6 +128,7 @@ impl RefinedTcpStream {
             close_read: false,
             close_write: true,
             deadline: None,
+            patience: None,
         };
 
         (read, write)
@@ -143,6 +150,18 @@ impl RefinedTcpStream {
     pub(crate) fn with_deadline(mut self, deadline: Arc<Deadline>) -> Self {
         self.deadline = Some(deadline);
         self
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): see the field `patience`.
+    pub(crate) fn with_patience(mut self, patient: Arc<AtomicBool>, limit: Duration) -> Self {
+        self.patience = Some((patient, limit));
+        self
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): ends a blocked read of the other half (it
+    /// returns end of stream), to wake the connection's thread.
+    pub(crate) fn shutdown_read(&mut self) {
+        self.stream.shutdown(Shutdown::Read).ok();
     }
 }
 
@@ -181,14 +200,22 @@ impl Read for RefinedTcpStream {
 
 impl Write for RefinedTcpStream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        // PATCHED (gitlab-registry-usage-rest): an expired send timeout as `TimedOut`
-        self.stream.write(buf).map_err(|e| {
-            if is_timeout(&e) {
-                std::io::ErrorKind::TimedOut.into()
-            } else {
-                e
+        // PATCHED (gitlab-registry-usage-rest): an expired send timeout as `TimedOut`,
+        // retried while patient (see the field `patience`)
+        let started = Instant::now();
+        loop {
+            match self.stream.write(buf) {
+                Err(e) if is_timeout(&e) => {
+                    let retry = self.patience.as_ref().is_some_and(|(patient, limit)| {
+                        patient.load(Ordering::Relaxed) && started.elapsed() < *limit
+                    });
+                    if !retry {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                }
+                other => return other,
             }
-        })
+        }
     }
 
     fn flush(&mut self) -> IoResult<()> {
