@@ -650,6 +650,14 @@ impl Request {
             None,
         ))?;
 
+        // PATCHED (gitlab-registry-usage-rest): the connection thread may read on once the
+        // whole response is with the writer; told before the last write leaves, it is not
+        // woken later by this notice (its client sends the next request only after that
+        // write). If the write then fails, the next response's write fails in turn.
+        if let Some(sender) = self.notify_when_responded.take() {
+            sender.send(Notice::Responded { ok: true }).ok();
+        }
+
         Self::ignore_client_closing_errors(writer.flush())
     }
 

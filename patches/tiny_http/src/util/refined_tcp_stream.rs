@@ -104,6 +104,8 @@ pub struct RefinedTcpStream {
     // set, a write that runs into the socket's (short) send timeout is retried until it
     // has made no progress for the duration
     patience: Option<(Arc<AtomicBool>, Duration)>,
+    // PATCHED (gitlab-registry-usage-rest): the read timeout last set on the socket
+    read_timeout: Option<Duration>,
 }
 
 impl RefinedTcpStream {
@@ -121,6 +123,7 @@ impl RefinedTcpStream {
             close_write: false,
             deadline: None,
             patience: None,
+            read_timeout: None,
         };
 
         let write = RefinedTcpStream {
@@ -129,6 +132,7 @@ impl RefinedTcpStream {
             close_write: true,
             deadline: None,
             patience: None,
+            read_timeout: None,
         };
 
         (read, write)
@@ -181,20 +185,39 @@ impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         // PATCHED (gitlab-registry-usage-rest): see `with_deadline`; a timeout is always
         // reported as `TimedOut` (Linux says `WouldBlock`).
-        if let Some(at) = self.deadline.as_ref().and_then(|d| d.get()) {
-            let left = at.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(std::io::ErrorKind::TimedOut.into());
+        // The timeout last set is kept when it is at most 50 ms longer and at most a
+        // second shorter than what is left (one system call less for most requests: each
+        // wait for the next request wants the same keep-alive timeout); a read that ends
+        // early is simply retried.
+        loop {
+            let left = match self.deadline.as_ref().and_then(|d| d.get()) {
+                None => None,
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                    let close_enough = self.read_timeout.is_some_and(|set| {
+                        set <= left + Duration::from_millis(50)
+                            && set + Duration::from_secs(1) >= left
+                    });
+                    if !close_enough {
+                        self.stream.set_read_timeout(Some(left))?;
+                        self.read_timeout = Some(left);
+                    }
+                    Some(left)
+                }
+            };
+            match self.stream.read(buf) {
+                Err(e) if is_timeout(&e) => {
+                    if left.is_none() {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                    // the deadline decides, on the next turn
+                }
+                other => return other,
             }
-            self.stream.set_read_timeout(Some(left))?;
         }
-        self.stream.read(buf).map_err(|e| {
-            if is_timeout(&e) {
-                std::io::ErrorKind::TimedOut.into()
-            } else {
-                e
-            }
-        })
     }
 }
 
