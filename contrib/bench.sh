@@ -8,7 +8,10 @@
 #      re-scan, re-scan after 1 % of the tags moved;
 #   3. memory: VmHWM of the service at 100k tags (loaded from the file, and scanning
 #      itself), idle and after the wrk runs;
-#   4. start-up: exec to the first 200 on /health from a 100k-tag snapshot file.
+#   4. start-up: exec to the first 200 on /health from a 100k-tag snapshot file;
+#   5. attacks (issue 9): a normal client's /health latency, and the service's threads,
+#      descriptors and RSS, during 5,000 idle + 500 slowloris connections, a pipelining
+#      flood, and 66 slow readers of the largest document (examples/attack.rs).
 #
 # Everything listens on 127.0.0.1 only, every run is bounded in time, and every process
 # this script starts is stopped (and its temp dir removed) on exit, failure or Ctrl-C.
@@ -23,6 +26,11 @@
 #   BENCH_WARM=1         grow the servers' tiny_http pools before each wrk run and scan
 #                        (`bench warm`): only needed for a build without the pool fix in
 #                        patches/tiny_http, whose measurements it would otherwise distort
+#   BENCH_ONLY=attacks   only section 5 (on a fresh 10k-repository snapshot); prints its
+#                        table instead of writing BENCHMARKS.md
+#   BENCH_ATTACK_BIN=path  the service binary section 5 attacks (default: this build), to
+#                        measure an older build
+#   BENCH_ATTACK_SECONDS=15  how long each attack lasts
 # Text below the line `<!-- analysis -->` of an existing BENCHMARKS.md is kept.
 set -euo pipefail
 
@@ -46,6 +54,9 @@ REL=$ROOT/target/release
 BIN=$REL/gitlab-registry-usage-rest
 REGISTRY_BIN=$REL/examples/synthetic_registry
 BENCH=$REL/examples/bench
+ATTACK=$REL/examples/attack
+ONLY=${BENCH_ONLY:-}
+ATTACK_SECONDS=${BENCH_ATTACK_SECONDS:-15}
 # One repository and one tag of the synthetic registry (group-NNN/project-NNNN, v1..v9, latest).
 REPO=group-050/project-0500
 REPO_ENC=group-050%2Fproject-0500
@@ -147,7 +158,8 @@ fi
 NGINX=$(command -v nginx)
 
 log "building release binaries"
-"$CARGO" build --release --bin gitlab-registry-usage-rest --example synthetic_registry --example bench 2>&1 | tail -n 1 >&2
+"$CARGO" build --release --bin gitlab-registry-usage-rest --example synthetic_registry --example bench --example attack 2>&1 | tail -n 1 >&2
+ATTACK_SVC_BIN=${BENCH_ATTACK_BIN:-$BIN}
 
 if [ -n "${BENCH_MAX_LOAD:-}" ]; then
     waited=0
@@ -207,6 +219,70 @@ access_token = demo-token
 concurrency = 8
 EOF
 }
+
+# ---------------------------------------------------------------------------------------
+# 5. Attacks (issue 9), run after section 4 (or alone with BENCH_ONLY=attacks)
+# ---------------------------------------------------------------------------------------
+# attack_rows: for each scenario a fresh service (default limits) from the snapshot file,
+# its largest document rendered once, then `attack` for $ATTACK_SECONDS; sets ATTACK_ROWS.
+attack_rows() {
+    # 5,500 attacking sockets here, and as many descriptors in a service without limits
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    ATTACK_ROWS=()
+    local scenario port pid token
+    for scenario in none idle-slowloris pipeline slow-readers; do
+        log "attack: $scenario ($ATTACK_SECONDS s)"
+        port=$("$BENCH" port)
+        write_config "$WORK/attack.conf" "$port" 2 "$SNAP" "$UNREACHABLE"
+        start_bg "$WORK/attack-$scenario.log" "$ATTACK_SVC_BIN" -c "$WORK/attack.conf"
+        pid=$LAST_PID
+        wait_200 "http://127.0.0.1:$port/health" 60
+        token=$(curl -sf -u "$BENCH_USER:$BENCH_PASSWORD" "http://127.0.0.1:$port/auth_token" | jq -r .auth_token)
+        curl -sf -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$port/repositories?embed=true&links=true"
+        ATTACK_ROWS+=("$(timeout $((ATTACK_SECONDS + 120)) "$ATTACK" "$port" "$pid" "$scenario" "$ATTACK_SECONDS" "$token")")
+        stop_bg "$pid"
+    done
+}
+
+# attack_table: ATTACK_ROWS as markdown
+attack_table() {
+    echo "| attack | normal client p50 / p99 | normal requests failed | service threads (max) | descriptors (max) | RSS (max) | attacking connections still open after ${ATTACK_SECONDS} s |"
+    echo "|---|---|---|---|---|---|---|"
+    local row
+    for row in "${ATTACK_ROWS[@]}"; do
+        awk -v row="$row" 'BEGIN {
+            n = split(row, kv, " ")
+            for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
+            name["none"] = "none (the normal client alone)"
+            name["idle-slowloris"] = "5,000 idle + 500 slowloris connections from one address"
+            name["pipeline"] = "one connection pipelining 1M requests, reading nothing"
+            name["slow-readers"] = "66 slow readers of `/repositories?embed=true&links=true`"
+            printf "| %s | %s / %s ms | %d of %d | %d | %d | %s MiB | %d |\n", name[v["scenario"]],
+                v["p50_ms"], v["p99_ms"], v["failures"], v["probes"], v["threads_max"],
+                v["fds_max"], v["rss_max_mib"], v["still_open_at_end"]
+        }'
+    done
+}
+
+if [ "$ONLY" = attacks ]; then
+    SNAP=$WORK/snapshot.json
+    UNREACHABLE=http://127.0.0.1:$DEAD_PORT/
+    log "attacks only: a snapshot of $REPOSITORIES repositories x $TAGS tags"
+    start_registry_quick() {
+        local port
+        port=$("$BENCH" port)
+        start_bg "$WORK/registry.log" "$REGISTRY_BIN" --listen "127.0.0.1:$port" \
+            --repositories "$REPOSITORIES" --tags "$TAGS" --latency-ms 0 --threads 4
+        wait_200 "http://127.0.0.1:$port/control/stats" 30
+        timeout 600 "$BENCH" scan --registry "http://127.0.0.1:$port/" --once --save "$SNAP" >/dev/null
+        stop_bg "$LAST_PID"
+    }
+    start_registry_quick
+    attack_rows
+    echo "service: $ATTACK_SVC_BIN"
+    attack_table
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------------------
 # 2. Scanning (first: it also makes the snapshot file the other sections serve)
@@ -477,6 +553,8 @@ write_config "$WORK/startup-12.conf" "$START_PORT" 2 "$SNAP" "$UNREACHABLE" "1 h
 STARTUP_12=$("$BENCH" startup --bin "$BIN" --config "$WORK/startup-12.conf" --port "$START_PORT" --runs 3 | tail -n 1)
 LOAD_ONLY=$("$BENCH" load --snapshot "$SNAP" --runs 5)
 USAGE_ONLY=$("$BENCH" usage --snapshot "$SNAP" --runs 5)
+
+attack_rows
 
 LOAD_AFTER=$(cat /proc/loadavg)
 ELAPSED=$SECONDS
@@ -761,6 +839,15 @@ fi
     med=$(jq -r .median_ms <<<"$STARTUP")
     ok=$(awk -v m="$med" 'BEGIN {print (m < 300) ? 1 : 0}')
     echo "| start-up to the first 200 from a $((REPOSITORIES * TAGS))-tag snapshot < 300 ms | median $(printf '%.1f' "$med") ms, min $(jq -r '.min_ms * 10 | round / 10' <<<"$STARTUP") ms | $(pass "$ok") |"
+    echo
+    echo "## Attacks (issue 9)"
+    echo
+    echo "A normal client asks for \`/health\` on a new connection from 127.0.0.2 every 20 ms"
+    echo "(timeout 5 s) while one attack runs for ${ATTACK_SECONDS} s against a fresh service with the"
+    echo "default limits (examples/attack.rs); the service's threads, descriptors and RSS are"
+    echo "sampled from /proc meanwhile."
+    echo
+    attack_table
     echo
     echo "<!-- analysis -->"
     if [ -n "$ANALYSIS" ]; then

@@ -76,6 +76,12 @@ pub struct General {
     pub auth_backend: AuthBackend,
     /// Peers whose `X-Forwarded-For` is believed; empty: nobody's.
     pub trusted_proxies: CidrList,
+    /// The bounds every connection is served within (see `http::server`).
+    pub request_header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub send_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -526,6 +532,16 @@ impl Config {
                     )
                 },
             )?,
+            request_header_timeout: r.duration("general", "request_header_timeout")?,
+            keepalive_timeout: r.duration("general", "keepalive_timeout")?,
+            send_timeout: r.duration("general", "send_timeout")?,
+            max_connections: r.number("general", "max_connections", 1usize, 1_000_000)?,
+            max_connections_per_client: r.number(
+                "general",
+                "max_connections_per_client",
+                1usize,
+                1_000_000,
+            )?,
         };
         if general.tls_certificate_file.is_some() != general.tls_key_file.is_some() {
             return Err(ConfigError(
@@ -691,6 +707,11 @@ mod tests {
         assert_eq!(c.ldap.timeout, Duration::from_secs(10));
         assert_eq!(c.general.refresh_interval, Duration::from_secs(3600));
         assert!(c.general.snapshot_file.is_none());
+        assert_eq!(c.general.request_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.general.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(c.general.send_timeout, Duration::from_secs(60));
+        assert_eq!(c.general.max_connections, 1024);
+        assert_eq!(c.general.max_connections_per_client, 64);
         assert!(check_secret(&c.jwt.secret_key).is_err());
     }
 

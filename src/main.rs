@@ -348,8 +348,33 @@ fn serve(config: Config) -> ExitCode {
     }
     .expect("spawn the background thread");
 
-    let signal = wait_for_signal(&signals);
-    gitlab_registry_usage_rest::log!(info, "stopping", signal = signal);
+    // The signal is awaited on a thread of its own, so that a server that can no longer
+    // serve ends the process too (non-zero, for the supervisor to restart it).
+    let (signal_tx, signal_rx) = crossbeam_channel::bounded::<&'static str>(1);
+    let waiter = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let _ = signal_tx.send(wait_for_signal(&signals));
+        });
+    if let Err(e) = waiter {
+        gitlab_registry_usage_rest::log!(error, "cannot start the signal thread", error = e);
+        return ExitCode::from(1);
+    }
+    crossbeam_channel::select! {
+        recv(signal_rx) -> signal => {
+            let signal = signal.unwrap_or("signal");
+            gitlab_registry_usage_rest::log!(info, "stopping", signal = signal);
+        }
+        recv(running.failed()) -> why => {
+            gitlab_registry_usage_rest::log!(
+                error,
+                "cannot serve any more; exiting so that the service is restarted",
+                error = why.unwrap_or_default()
+            );
+            notify_systemd("STOPPING=1");
+            return ExitCode::from(1);
+        }
+    }
     notify_systemd("STOPPING=1");
     running.shutdown();
     drop(stop_tx);

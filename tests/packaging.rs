@@ -77,6 +77,37 @@ fn the_unit_has_every_hardening_line() {
 }
 
 /// `systemd-analyze verify FILE`: its exit code and everything it printed.
+/// The unit's value of `key` as a number (panics if absent).
+fn unit_number(unit: &str, key: &str) -> usize {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the unit sets no numeric {key}="))
+}
+
+#[test]
+fn the_units_descriptor_and_task_limits_leave_room_for_max_connections() {
+    let unit = std::fs::read_to_string(UNIT).unwrap();
+    let (config, _) = gitlab_registry_usage_rest::config::Config::parse("").unwrap();
+    let g = &config.general;
+    // Each connection takes two descriptors and a thread; the rest of the service (log,
+    // listener, snapshot file, registry and LDAP sockets; workers, logins, scan workers)
+    // gets at least as much again as its largest default pool.
+    let other = 256;
+    let nofile = unit_number(&unit, "LimitNOFILE");
+    assert!(
+        nofile >= 2 * g.max_connections + other,
+        "LimitNOFILE={nofile} is too small for max_connections = {}",
+        g.max_connections
+    );
+    let tasks = unit_number(&unit, "TasksMax");
+    assert!(
+        tasks >= g.max_connections + g.worker_threads + config.registry.concurrency + other,
+        "TasksMax={tasks} is too small for max_connections = {}",
+        g.max_connections
+    );
+}
+
 fn verify(systemd_analyze: &Path, unit: &Path) -> (bool, String) {
     let Output {
         status,

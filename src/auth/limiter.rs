@@ -51,7 +51,7 @@ impl Limiter {
 
     /// A successful login forgets the address's failures.
     pub fn record_success(&self, ip: IpAddr) {
-        self.lock().remove(&key(ip));
+        self.lock().remove(&client_key(ip));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Entry>> {
@@ -63,7 +63,11 @@ impl Limiter {
     }
 
     fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        match self.lock().get(&key(ip)).and_then(|e| e.locked_until) {
+        match self
+            .lock()
+            .get(&client_key(ip))
+            .and_then(|e| e.locked_until)
+        {
             Some(until) if until > now => Err(until - now),
             _ => Ok(()),
         }
@@ -71,7 +75,7 @@ impl Limiter {
 
     fn record_failure_at(&self, ip: IpAddr, now: Instant) {
         let mut entries = self.lock();
-        let ip = key(ip);
+        let ip = client_key(ip);
         if !entries.contains_key(&ip) && entries.len() >= MAX_ENTRIES {
             make_room(&mut entries, now);
         }
@@ -93,8 +97,10 @@ impl Limiter {
     }
 }
 
-/// IPv4-mapped IPv6 addresses count as IPv4; other IPv6 addresses as their /64.
-fn key(ip: IpAddr) -> IpAddr {
+/// The address a client is counted under, here and wherever the service counts clients
+/// (logins in flight, connections): IPv4-mapped IPv6 addresses count as IPv4; other IPv6
+/// addresses as their /64, since one host usually owns a whole /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

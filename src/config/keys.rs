@@ -122,6 +122,36 @@ pub const KEYS: &[Key] = &[
         "",
         "Reverse proxies (CIDR ranges or addresses, e.g. 127.0.0.1, ::1) whose X-Forwarded-For names the client for the login limiter (empty: the header is ignored).",
     ),
+    key(
+        "general",
+        "request_header_timeout",
+        "10 seconds",
+        "A request head (and its body) must arrive within this, from its first byte or the end of the previous response (then 408 and close); also how long a new connection may stay silent.",
+    ),
+    key(
+        "general",
+        "keepalive_timeout",
+        "75 seconds",
+        "How long a connection may stay idle between requests before it is closed.",
+    ),
+    key(
+        "general",
+        "send_timeout",
+        "60 seconds",
+        "A response that makes no progress for this long is dropped; after it a response must average 32 KiB/s.",
+    ),
+    key(
+        "general",
+        "max_connections",
+        "1024",
+        "Connections served at once; past it a new connection is closed at once, never queued.",
+    ),
+    key(
+        "general",
+        "max_connections_per_client",
+        "64",
+        "Connections one client address (IPv6: one /64) may hold; past it a new one is closed at once.",
+    ),
     original(
         "ldap",
         "host",

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -200,21 +200,8 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    fn key(ip: IpAddr) -> IpAddr {
-        match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let s = v6.segments();
-                    IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-                }
-            },
-            v4 => v4,
-        }
-    }
-
     fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<InFlightSlot> {
-        let key = InFlight::key(ip);
+        let key = crate::auth::limiter::client_key(ip);
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let n = running.entry(key).or_insert(0);
         if *n >= LOGINS_PER_CLIENT {

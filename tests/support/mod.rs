@@ -108,6 +108,7 @@ impl Drop for ChildGuard {
 // ---- registry side of the harness (registry.rs, token_issuer.rs, push.rs, fake_registry.rs) ----
 
 pub mod fake_registry;
+pub mod net;
 pub mod push;
 pub mod registry;
 pub mod service;

@@ -6,8 +6,13 @@ use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Method};
+use crate::limits::{is_timeout, Deadline, Limits};
+use crate::request::Notice;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -56,6 +61,17 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // PATCHED (gitlab-registry-usage-rest): the timeouts and body limit, the read
+    // deadline shared with the socket reader, whether a request was answered yet, the
+    // notices of the request handed over last (see `finish_previous`), the write half's
+    // patience flag, and a way for a handler to wake this thread from a blocked read
+    limits: Arc<Limits>,
+    deadline: Arc<Deadline>,
+    answered_one: bool,
+    pending: Option<Receiver<Notice>>,
+    patient: Arc<AtomicBool>,
+    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 /// Error that can happen when reading a request.
@@ -63,6 +79,17 @@ pub struct ClientConnection {
 enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
+    // PATCHED (gitlab-registry-usage-rest): what else ends a connection
+    /// no request came (end of stream, or nothing within the idle timeout): close quietly
+    NoRequest,
+    /// `HTTP/x.y` other than 1.0 and 1.1 (the HTTP/2 preface, HTTP/0.9, 3.0)
+    UnsupportedVersion,
+    /// `Content-Length` / `Transfer-Encoding` that do not delimit a body
+    BadFraming(HTTPVersion),
+    /// a body larger than `Limits::max_body`
+    BodyTooLarge(HTTPVersion),
+    /// a transfer coding other than chunked
+    UnsupportedEncoding(HTTPVersion),
     // PATCHED (gitlab-registry-usage-rest): the two limits of the request head.
     /// the request line is longer than `MAX_REQUEST_LINE`
     RequestLineTooLong,
@@ -75,26 +102,67 @@ enum ReadError {
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
+    ///
+    /// PATCHED (gitlab-registry-usage-rest): reads and writes within `limits`.
     pub fn new(
         write_socket: RefinedTcpStream,
-        mut read_socket: RefinedTcpStream,
+        read_socket: RefinedTcpStream,
+        limits: Arc<Limits>,
     ) -> ClientConnection {
+        let deadline = Arc::new(Deadline::default());
+        let mut read_socket = read_socket.with_deadline(Arc::clone(&deadline));
+        let patient = Arc::new(AtomicBool::new(false));
+        let write_socket = match limits.send_timeout {
+            Some(limit) => write_socket.with_patience(Arc::clone(&patient), limit),
+            None => write_socket,
+        };
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
 
+        // PATCHED (gitlab-registry-usage-rest): 8 KiB instead of 1 KiB, so that the
+        // head and a body of up to ~7 KiB leave in one write (one packet with
+        // TCP_NODELAY) instead of two; larger bodies bypass the buffer anyway.
+        let sink = SequentialWriterBuilder::new(BufWriter::with_capacity(8 * 1024, write_socket));
+        let socket = sink.shared();
+        let wake = Arc::new(move || {
+            if let Ok(mut writer) = socket.lock() {
+                writer.get_mut().shutdown_read();
+            }
+        });
+
         ClientConnection {
             source,
-            // PATCHED (gitlab-registry-usage-rest): 8 KiB instead of 1 KiB, so that the
-            // head and a body of up to ~7 KiB leave in one write (one packet with
-            // TCP_NODELAY) instead of two; larger bodies bypass the buffer anyway.
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(8 * 1024, write_socket)),
+            sink,
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
+            deadline,
+            answered_one: false,
+            pending: None,
+            patient,
+            wake,
+        }
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): waits until the request handed over last is
+    /// answered (running on this thread a response handed back to it, see
+    /// `Request::respond_on_connection_thread`). False: the connection must close (the
+    /// answer could not be written whole).
+    fn finish_previous(&mut self) -> bool {
+        let Some(notices) = self.pending.take() else {
+            return true;
+        };
+        loop {
+            match notices.recv() {
+                Ok(Notice::Responded { ok }) => return ok,
+                Ok(Notice::Respond(job)) => job(),
+                Err(_) => return false,
+            }
         }
     }
 
@@ -108,43 +176,86 @@ impl ClientConnection {
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
     ///
-    /// PATCHED (gitlab-registry-usage-rest): scans the `BufReader`'s buffer with
-    /// `read_until` instead of reading one byte at a time, and takes at most `max_len`
-    /// bytes (CRLF included) from the stream: `Ok(None)` if the line is longer. As before,
-    /// only `CRLF` ends a line (a bare `LF` stays in it) and a line that is not ASCII is an
-    /// `InvalidInput` error.
-    fn read_next_line(&mut self, max_len: usize) -> IoResult<Option<AsciiString>> {
-        let mut buf = Vec::new();
+    /// PATCHED (gitlab-registry-usage-rest): scans the `BufReader`'s buffer instead of
+    /// reading one byte at a time, takes at most `max_len` bytes (without the CRLF) from
+    /// the stream, and checks every byte as it arrives: a line may hold only visible ASCII
+    /// and spaces (and tabs where `tabs`), and must end with CRLF. A bare LF or CR, a
+    /// control character or a byte above 0x7F is `Invalid` at once (RFC 9112 §2.2, §5.5),
+    /// so binary garbage is refused without waiting for a line end that never comes.
+    fn read_next_line(&mut self, max_len: usize, tabs: bool) -> Result<AsciiString, LineError> {
+        let mut line = Vec::new();
 
         loop {
-            let budget = (max_len - buf.len()) as u64;
-            let n = self
-                .next_header_source
-                .by_ref()
-                .take(budget)
-                .read_until(b'\n', &mut buf)?;
-
-            if n > 0 && buf.ends_with(b"\n") {
-                if buf.ends_with(b"\r\n") {
-                    buf.truncate(buf.len() - 2); // removing the CRLF
-                    return AsciiString::from_ascii(buf).map(Some).map_err(|_| {
-                        IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII")
-                    });
+            let available = self.next_header_source.fill_buf().map_err(LineError::Io)?;
+            if available.is_empty() {
+                let eof = IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF");
+                return Err(LineError::Io(eof));
+            }
+            let mut used = 0;
+            let mut complete = false;
+            for &byte in available {
+                used += 1;
+                if line.last() == Some(&b'\r') {
+                    if byte != b'\n' {
+                        return Err(LineError::Invalid);
+                    }
+                    line.pop();
+                    complete = true;
+                    break;
                 }
-                continue; // a bare LF is part of the line
+                match byte {
+                    b'\r' => {}
+                    b'\t' if tabs => {}
+                    b' '..=b'~' => {}
+                    _ => return Err(LineError::Invalid),
+                }
+                if byte != b'\r' && line.len() >= max_len {
+                    return Err(LineError::TooLong);
+                }
+                line.push(byte);
             }
-
-            // `read_until` stopped without a LF: at the limit or at the end of the stream
-            if buf.len() >= max_len {
-                return Ok(None);
+            self.next_header_source.consume(used);
+            if complete {
+                // only ASCII was let in
+                return AsciiString::from_ascii(line).map_err(|_| LineError::Invalid);
             }
-            return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF"));
         }
     }
 
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // PATCHED (gitlab-registry-usage-rest): wait for the first byte of a request at
+        // most the idle timeout (a new connection: the head's timeout), then give the head
+        // and its body the head's timeout, counted from now: from the first byte, or from
+        // the end of the previous response when the next request is already buffered.
+        let idle = if self.answered_one {
+            self.limits.keepalive_timeout
+        } else {
+            self.limits.request_header_timeout
+        };
+        //
+        // Over HTTP the next bytes are awaited while the previous request is answered (a
+        // client that reads its answers sends the next request after it, so this thread
+        // does not need waking), but the next request is parsed only once that answer is
+        // written: requests are handled one at a time. Over HTTPS the stream is one
+        // locked object, so the answer comes first, as upstream had it.
+        if self.secure && !self.finish_previous() {
+            return Err(ReadError::NoRequest);
+        }
+        self.deadline.set(idle);
+        let arrived = self.next_header_source.fill_buf().map(|b| !b.is_empty());
+        if !self.finish_previous() {
+            return Err(ReadError::NoRequest);
+        }
+        match arrived {
+            Ok(true) => {}
+            Ok(false) => return Err(ReadError::NoRequest),
+            Err(e) if is_timeout(&e) => return Err(ReadError::NoRequest),
+            Err(e) => return Err(ReadError::ReadIoError(e)),
+        }
+        self.deadline.set(self.limits.request_header_timeout);
+
         let (method, path, version, headers) = {
             // PATCHED (gitlab-registry-usage-rest): bytes of the head so far, CRLFs included
             let mut head_len;
@@ -152,9 +263,8 @@ impl ClientConnection {
             // reading the request line
             let (method, path, version) = {
                 let line = self
-                    .read_next_line(MAX_REQUEST_LINE + 2)
-                    .map_err(ReadError::ReadIoError)?
-                    .ok_or(ReadError::RequestLineTooLong)?;
+                    .read_next_line(MAX_REQUEST_LINE, false)
+                    .map_err(|e| e.into_read_error(ReadError::RequestLineTooLong, None))?;
                 head_len = line.len() + 2;
 
                 parse_request_line(
@@ -168,11 +278,13 @@ impl ClientConnection {
                 loop {
                     // PATCHED (gitlab-registry-usage-rest): each line within its own limit
                     // and what is left of the head's, at most MAX_HEADER_COUNT of them
-                    let max_len = (MAX_HEADER_LINE + 2).min(MAX_HEAD - head_len);
-                    let line = self
-                        .read_next_line(max_len)
-                        .map_err(ReadError::ReadIoError)?
-                        .ok_or_else(|| ReadError::HeadersTooLarge(version.clone()))?;
+                    let max_len = MAX_HEADER_LINE.min(MAX_HEAD.saturating_sub(head_len + 2));
+                    let line = self.read_next_line(max_len, true).map_err(|e| {
+                        e.into_read_error(
+                            ReadError::HeadersTooLarge(version.clone()),
+                            Some(&version),
+                        )
+                    })?;
                     head_len += line.len() + 2;
 
                     if line.is_empty() {
@@ -211,19 +323,85 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.limits.max_body,
         )
         .map_err(|e| {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                    ReadError::ExpectationFailed(version.clone())
+                }
+                // PATCHED (gitlab-registry-usage-rest): see `new_request`
+                request::RequestCreationError::BadFraming => ReadError::BadFraming(version.clone()),
+                request::RequestCreationError::BodyTooLarge => {
+                    ReadError::BodyTooLarge(version.clone())
+                }
+                request::RequestCreationError::UnsupportedEncoding => {
+                    ReadError::UnsupportedEncoding(version.clone())
                 }
             }
         })?;
+        // PATCHED (gitlab-registry-usage-rest): no deadline while the request is handled
+        // (the body is read); the response has its own limits
+        self.deadline.set(None);
+        let request = match self.limits.send_timeout {
+            Some(grace) => request.with_send_limits(grace, self.limits.min_send_rate),
+            None => request,
+        };
+        let (notify, notices) = mpsc::channel();
+        self.pending = Some(notices);
+        let wake = (!self.secure).then(|| Arc::clone(&self.wake));
+        let request = request
+            .with_notify_sender(notify)
+            .with_connection_thread(Arc::clone(&self.patient), wake);
 
         // return the request
         Ok(request)
+    }
+}
+
+/// PATCHED (gitlab-registry-usage-rest): why `read_next_line` stopped without a line.
+enum LineError {
+    /// over its length limit
+    TooLong,
+    /// a byte that has no place in a request head (see `read_next_line`)
+    Invalid,
+    Io(IoError),
+}
+
+impl LineError {
+    /// `too_long` for `TooLong`; a bad byte is a bad request line or header (400).
+    fn into_read_error(self, too_long: ReadError, version: Option<&HTTPVersion>) -> ReadError {
+        match (self, version) {
+            (LineError::TooLong, _) => too_long,
+            (LineError::Invalid, None) => ReadError::WrongRequestLine,
+            (LineError::Invalid, Some(v)) => ReadError::WrongHeader(v.clone()),
+            (LineError::Io(e), _) => ReadError::ReadIoError(e),
+        }
+    }
+}
+
+impl ClientConnection {
+    /// PATCHED (gitlab-registry-usage-rest): answers a request that cannot be read with
+    /// `status` (its connection is closed after it). Like upstream's error answers, without
+    /// a `Connection: close` header (`Response` drops it).
+    fn refuse(&mut self, status: u16, version: HTTPVersion) {
+        use crate::{Response, StatusCode};
+        let mut writer = self.sink.next().unwrap();
+        let response = Response::new_empty(StatusCode(status));
+        response
+            .raw_print(&mut writer, version, &[], false, None)
+            .and_then(|()| std::io::Write::flush(&mut writer))
+            .ok();
+    }
+}
+
+/// PATCHED (gitlab-registry-usage-rest): the socket is shut down when this is dropped, so
+/// the last request's answer is awaited first.
+impl Drop for ClientConnection {
+    fn drop(&mut self) {
+        self.finish_previous();
     }
 }
 
@@ -232,142 +410,135 @@ impl Iterator for ClientConnection {
 
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
+    ///
+    /// PATCHED (gitlab-registry-usage-rest): every request that cannot be read ends the
+    /// connection, most with an answer: 400 for a malformed head or framing, 408 when the
+    /// head (or body) does not arrive in time, 413 for a body over the limit, 414 and 431
+    /// for a head over the limits, 501 for an unknown transfer coding, 505 for an HTTP
+    /// version other than 1.0 and 1.1 (upstream answered 505 and went on reading the
+    /// connection, and answered HTTP/0.9 as if it were 1.1).
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                // PATCHED (gitlab-registry-usage-rest): a request head over the limits is
-                // refused and the connection closed without reading the rest of it (like the
-                // 400 above, without a `Connection: close` header: `Response` drops it).
-                Err(ReadError::RequestLineTooLong) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(414));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // the rest of the line is still unread
-                }
-
-                Err(ReadError::HeadersTooLarge(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(431));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // the rest of the head is still unread
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+        let rq = match self.read() {
+            Ok(rq) => rq,
+            Err(ReadError::NoRequest) => return None,
+            Err(ReadError::ReadIoError(ref err)) if is_timeout(err) => {
+                self.refuse(408, HTTPVersion(1, 1));
+                return None;
             }
+            Err(ReadError::ReadIoError(_)) => return None,
+            Err(ReadError::WrongRequestLine) => {
+                self.refuse(400, HTTPVersion(1, 1));
+                return None;
+            }
+            Err(ReadError::UnsupportedVersion) => {
+                self.refuse(505, HTTPVersion(1, 1));
+                return None;
+            }
+            Err(ReadError::RequestLineTooLong) => {
+                self.refuse(414, HTTPVersion(1, 1));
+                return None;
+            }
+            Err(ReadError::WrongHeader(ver)) | Err(ReadError::BadFraming(ver)) => {
+                self.refuse(400, ver);
+                return None;
+            }
+            Err(ReadError::HeadersTooLarge(ver)) => {
+                self.refuse(431, ver);
+                return None;
+            }
+            Err(ReadError::BodyTooLarge(ver)) => {
+                self.refuse(413, ver);
+                return None;
+            }
+            Err(ReadError::UnsupportedEncoding(ver)) => {
+                self.refuse(501, ver);
+                return None;
+            }
+            Err(ReadError::ExpectationFailed(ver)) => {
+                self.refuse(417, ver);
+                return None;
+            }
+        };
+        self.answered_one = true;
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
+        // updating the status of the connection
+        let connection_header = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Connection"))
+            .map(|h| h.value.as_str());
 
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
 
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
+        match lowercase {
+            Some(ref val) if val.contains("close") => self.no_more_requests = true,
+            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            Some(ref val)
+                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
+            {
+                self.no_more_requests = true
+            }
+            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
+            _ => (),
+        };
 
-            // returning the request
-            return Some(rq);
-        }
+        // returning the request
+        Some(rq)
     }
 }
 
 /// Parses a "HTTP/1.1" string.
+///
+/// PATCHED (gitlab-registry-usage-rest): only 1.0 and 1.1 are served; any other
+/// `HTTP/<digit>.<digit>` (or `HTTP/<digit>`, as HTTP/2 and 3 name themselves) is
+/// `UnsupportedVersion` (505), anything else a bad request line (400).
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
+    match version {
+        "HTTP/1.0" => return Ok(HTTPVersion(1, 0)),
+        "HTTP/1.1" => return Ok(HTTPVersion(1, 1)),
+        _ => {}
+    }
+    let number = version
+        .strip_prefix("HTTP/")
+        .ok_or(ReadError::WrongRequestLine)?;
+    let well_formed = match number.as_bytes() {
+        [major] => major.is_ascii_digit(),
+        [major, b'.', minor] => major.is_ascii_digit() && minor.is_ascii_digit(),
+        _ => false,
     };
-
-    Ok(HTTPVersion(major, minor))
+    if well_formed {
+        Err(ReadError::UnsupportedVersion)
+    } else {
+        Err(ReadError::WrongRequestLine)
+    }
 }
 
 /// Parses the request line of the request.
 /// eg. GET / HTTP/1.1
+///
+/// PATCHED (gitlab-registry-usage-rest): exactly three parts, separated by single spaces
+/// (upstream ignored anything after the version).
 fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
     let mut parts = line.split(' ');
 
     let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
-
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+    let path = parts
+        .next()
+        .filter(|p| !p.is_empty())
+        .map(ToOwned::to_owned);
+    let version = parts.next().ok_or(ReadError::WrongRequestLine)?;
+    if parts.next().is_some() {
+        return Err(ReadError::WrongRequestLine);
+    }
+    let (method, path) = method.zip(path).ok_or(ReadError::WrongRequestLine)?;
+    let version = parse_http_version(version)?;
+    Ok((method, path, version))
 }
 
 #[cfg(test)]

@@ -113,6 +113,8 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+// PATCHED (gitlab-registry-usage-rest): see `Server::from_listener_with_limits`
+pub use limits::Limits;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -120,6 +122,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -244,7 +247,32 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::unlimited())
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): `from_listener`, bounded by `limits`.
+    ///
+    /// - Each accepted socket gets its read and write timeouts before anything is read
+    ///   from it (the TLS handshake included); the listener itself never has a timeout
+    ///   (Linux would apply it to `accept`).
+    /// - A connection past `max_connections`, or past `max_connections_per_client` for its
+    ///   client, is closed as soon as it is accepted, never queued.
+    /// - Requests are read one at a time on each connection: the next one is not parsed
+    ///   before the previous one's response is written. `Request::respond` fails when the
+    ///   client has not read enough to let it go on within milliseconds;
+    ///   `Request::respond_on_connection_thread` waits for a slow reader on the
+    ///   connection's own thread, within `send_timeout` and `min_send_rate`.
+    /// - An accept error, or a connection thread that cannot start, costs that connection
+    ///   and is reported at most once a second; the accept thread goes on. Only an error
+    ///   that says the listening socket itself is unusable ends it, and `recv()` then
+    ///   returns that error.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let limits = Arc::new(limits);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -286,68 +314,113 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
+        thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || {
+                // PATCHED (gitlab-registry-usage-rest): however this thread ends (an
+                // unusable listener, a panic), `recv()` says so instead of waiting forever.
+                let _ended = AcceptEnded {
+                    messages: inside_messages.clone(),
+                    closing: inside_close_trigger.clone(),
                 };
+                // a tasks pool is used to dispatch the connections into threads
+                let tasks_pool = util::TaskPool::new();
+                let connections = limits::Connections::new(Arc::clone(&limits));
+                let mut accept_failed =
+                    limits::Reporter::new("cannot accept a connection", &limits);
+                let mut spawn_failed =
+                    limits::Reporter::new("cannot start a thread for a connection", &limits);
+                let mut refused = limits::Reporter::new("connection refused", &limits);
+                // a descriptor to give up when the process has none left, so that the
+                // connection waiting in the backlog can be accepted and closed
+                let mut spare = std::fs::File::open("/dev/null").ok();
 
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
+                log::debug!("Running accept thread");
+                while !inside_close_trigger.load(Relaxed) {
+                    let (sock, peer) = match server.accept() {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            if listener_is_unusable(&e) {
+                                log::error!("Error accepting new client: {}", e);
+                                inside_messages.push(e.into());
+                                break;
                             }
-                        }));
+                            accept_failed.event(&e);
+                            if out_of_descriptors(&e) {
+                                if spare.take().is_some() {
+                                    drop(server.accept());
+                                    spare = std::fs::File::open("/dev/null").ok();
+                                } else {
+                                    // wait for descriptors without spinning
+                                    thread::sleep(Duration::from_millis(10));
+                                    spare = std::fs::File::open("/dev/null").ok();
+                                }
+                            } else if !matches!(
+                                e.kind(),
+                                IoErrorKind::ConnectionAborted | IoErrorKind::Interrupted
+                            ) {
+                                thread::sleep(Duration::from_millis(10));
+                            }
+                            continue;
+                        }
+                    };
+                    let slot = match connections.admit(peer.map(|a| a.ip())) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            refused.event(&refusal);
+                            continue; // `sock` is closed here
+                        }
+                    };
+                    let timeouts = sock
+                        .set_read_timeout(limits.request_header_timeout)
+                        // writes from handler threads fail soon (see `HANDLER_WRITE_STALL`),
+                        // the connection's own thread retries up to `send_timeout`
+                        .and_then(|()| {
+                            sock.set_write_timeout(
+                                limits.send_timeout.map(|_| limits::HANDLER_WRITE_STALL),
+                            )
+                        });
+                    if timeouts.is_err() {
+                        continue;
                     }
 
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                    use util::RefinedTcpStream;
+                    let (read_closable, write_closable) = match ssl {
+                        None => RefinedTcpStream::new(sock),
+                        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                        Some(ref ssl) => {
+                            // trying to apply SSL over the connection
+                            // if an error occurs, we just close the socket and resume listening
+                            let sock = match ssl.accept(sock) {
+                                Ok(s) => s,
+                                Err(_) => continue,
+                            };
+
+                            RefinedTcpStream::new(sock)
+                        }
+                        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                        Some(ref _ssl) => unreachable!(),
+                    };
+                    let client =
+                        ClientConnection::new(write_closable, read_closable, Arc::clone(&limits));
+
+                    let messages = inside_messages.clone();
+                    let mut task = Some((client, slot));
+                    let spawned = tasks_pool.spawn(Box::new(move || {
+                        if let Some((client, _slot)) = task.take() {
+                            // PATCHED (gitlab-registry-usage-rest): the connection reads
+                            // its requests one at a time (see `ClientConnection::read`)
+                            for rq in client {
+                                messages.push(rq.into());
+                            }
+                        }
+                    }));
+                    if let Err(e) = spawned {
+                        spawn_failed.event(&e);
                     }
                 }
-            }
-            log::debug!("Terminating accept thread");
-        });
+                log::debug!("Terminating accept thread");
+            })?;
 
         // result
         Ok(Server {
@@ -409,6 +482,33 @@ impl Server {
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
         self.messages.unblock();
+    }
+}
+
+/// PATCHED (gitlab-registry-usage-rest): an accept error that no retry can cure.
+fn listener_is_unusable(e: &IoError) -> bool {
+    // EBADF, EFAULT, EINVAL (not listening), ENOTSOCK, EOPNOTSUPP on Linux
+    matches!(e.raw_os_error(), Some(9 | 14 | 22 | 88 | 95))
+}
+
+/// PATCHED (gitlab-registry-usage-rest): EMFILE or ENFILE on Linux.
+fn out_of_descriptors(e: &IoError) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+/// PATCHED (gitlab-registry-usage-rest): dropped when the accept thread ends; unless the
+/// server is closing, wakes `recv()` with an error.
+struct AcceptEnded {
+    messages: Arc<MessagesQueue<Message>>,
+    closing: Arc<AtomicBool>,
+}
+
+impl Drop for AcceptEnded {
+    fn drop(&mut self) {
+        if !self.closing.load(Relaxed) {
+            self.messages
+                .push(IoError::new(IoErrorKind::Other, "the accept thread has ended").into());
+        }
     }
 }
 

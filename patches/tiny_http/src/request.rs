@@ -5,7 +5,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -73,11 +76,20 @@ pub struct Request {
     must_send_continue: bool,
 
     // If Some, a message must be sent after responding
-    notify_when_responded: Option<Sender<()>>,
+    // PATCHED (gitlab-registry-usage-rest): a `Notice` instead of `()`
+    notify_when_responded: Option<Sender<Notice>>,
+
+    // PATCHED (gitlab-registry-usage-rest): (grace, bytes per second) of `RateLimitedWriter`
+    send_limits: Option<(Duration, u64)>,
+
+    // PATCHED (gitlab-registry-usage-rest): the connection's write patience flag, and how
+    // to wake its thread from a read (see `respond_on_connection_thread`)
+    patient: Option<Arc<AtomicBool>>,
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 struct NotifyOnDrop<R> {
-    sender: Sender<()>,
+    sender: Sender<Notice>,
     inner: R,
 }
 
@@ -96,7 +108,9 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        // PATCHED (gitlab-registry-usage-rest): a connection thread that is gone needs no
+        // notice (upstream panicked)
+        self.sender.send(Notice::Responded { ok: true }).ok();
     }
 }
 
@@ -108,6 +122,14 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    // PATCHED (gitlab-registry-usage-rest): see `new_request`
+    /// `Content-Length` or `Transfer-Encoding` do not say where the body ends.
+    BadFraming,
+    /// The body is larger than the server reads.
+    BodyTooLarge,
+    /// A transfer coding other than `chunked`.
+    UnsupportedEncoding,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -125,6 +147,14 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// PATCHED (gitlab-registry-usage-rest): the body is read here, whole, before the request
+/// is handed over (at most `max_body` bytes; the caller's read deadline bounds the time),
+/// so that no handler thread ever waits for a client to send it; and the framing is
+/// checked as RFC 9112 §6.3 asks: `Content-Length` must be digits only (no sign, no list,
+/// no overflow), several of them must agree, and `Transfer-Encoding` together with
+/// `Content-Length` is refused, all with `BadFraming` (400 and close). Upstream read an
+/// invalid length as "no body", so the body was parsed as the next request.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -134,29 +164,14 @@ pub fn new_request<R, W>(
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
-    writer: W,
+    mut writer: W,
+    max_body: usize,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    let framing = body_framing(&headers)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
@@ -183,47 +198,63 @@ where
         }
     };
 
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
+    if let BodyFraming::Length(n) = framing {
+        if n > max_body as u64 {
+            return Err(RequestCreationError::BodyTooLarge);
+        }
+    }
+    let has_body = !matches!(framing, BodyFraming::None | BodyFraming::Length(0));
+    if has_body && expects_continue && !connection_upgrade {
+        writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        writer.flush()?;
+    }
+
+    let mut body_length = None;
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
-        }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        let body = match framing {
+            BodyFraming::None => Vec::new(),
+            BodyFraming::Length(n) => {
+                let mut body = vec![0; n as usize];
+                source_data.read_exact(&mut body).map_err(|e| {
+                    if e.kind() == ErrorKind::UnexpectedEof {
+                        let info = "Connection has been closed before we received enough data";
+                        IoError::new(ErrorKind::ConnectionAborted, info)
+                    } else {
+                        e
+                    }
+                })?;
+                body_length = Some(body.len());
+                body
+            }
+            BodyFraming::Chunked => {
+                // chunk sizes and their line ends count too, with room for small chunks
+                let raw_limit = (max_body as u64)
+                    .saturating_mul(2)
+                    .saturating_add(64 * 1024);
+                let mut body = Vec::new();
+                Decoder::new(source_data.by_ref().take(raw_limit))
+                    .take((max_body as u64).saturating_add(1))
+                    .read_to_end(&mut body)
+                    .map_err(|e| match e.kind() {
+                        ErrorKind::InvalidInput => RequestCreationError::BadFraming,
+                        _ => RequestCreationError::CreationIoError(e),
+                    })?;
+                if body.len() > max_body {
+                    return Err(RequestCreationError::BodyTooLarge);
+                }
+                body_length = Some(body.len());
+                body
+            }
+        };
+        drop(source_data); // the stream goes on to the next request
+        if body.is_empty() {
+            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        } else {
+            Box::new(Cursor::new(body)) as Box<dyn Read + Send + 'static>
+        }
     };
 
     Ok(Request {
@@ -235,10 +266,107 @@ where
         path,
         http_version: version,
         headers,
-        body_length: content_length,
-        must_send_continue: expects_continue,
+        body_length,
+        must_send_continue: false,
         notify_when_responded: None,
+        send_limits: None,
+        patient: None,
+        wake: None,
     })
+}
+
+/// PATCHED (gitlab-registry-usage-rest): how the body of a request is delimited.
+enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// PATCHED (gitlab-registry-usage-rest): RFC 9112 §6.1–6.3 for requests.
+fn body_framing(headers: &[Header]) -> Result<BodyFraming, RequestCreationError> {
+    let mut length: Option<u64> = None;
+    let mut transfer_encoding: Option<&str> = None;
+    for h in headers {
+        if h.field.equiv("Content-Length") {
+            let value = h.value.as_str();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(RequestCreationError::BadFraming);
+            }
+            let n: u64 = value
+                .parse()
+                .map_err(|_| RequestCreationError::BadFraming)?;
+            if length.is_some_and(|previous| previous != n) {
+                return Err(RequestCreationError::BadFraming);
+            }
+            length = Some(n);
+        } else if h.field.equiv("Transfer-Encoding") {
+            if transfer_encoding.is_some() {
+                return Err(RequestCreationError::BadFraming);
+            }
+            transfer_encoding = Some(h.value.as_str());
+        }
+    }
+    match (transfer_encoding, length) {
+        (Some(_), Some(_)) => Err(RequestCreationError::BadFraming),
+        (Some(codings), None) => {
+            let mut codings = codings.rsplit(',').map(str::trim);
+            match codings.next() {
+                Some(last) if last.eq_ignore_ascii_case("chunked") => match codings.next() {
+                    None => Ok(BodyFraming::Chunked),
+                    // compression codings: not implemented, and not needed by an API
+                    Some(_) => Err(RequestCreationError::UnsupportedEncoding),
+                },
+                // the end of the body could not be found (§6.3, item 4)
+                _ => Err(RequestCreationError::BadFraming),
+            }
+        }
+        (None, Some(n)) => Ok(BodyFraming::Length(n)),
+        (None, None) => Ok(BodyFraming::None),
+    }
+}
+
+/// PATCHED (gitlab-registry-usage-rest): what the connection thread hears from the
+/// request it handed over. It reads the next request only after `Responded`, so pipelined
+/// requests are read one at a time: a client sending many of them and reading no answer
+/// holds one request and its connection, not a growing queue.
+pub(crate) enum Notice {
+    /// The response is written (`ok`: completely, so the connection can go on).
+    Responded { ok: bool },
+    /// Write this response from the connection thread (see
+    /// `Request::respond_on_connection_thread`).
+    Respond(Box<dyn FnOnce() + Send>),
+}
+
+/// PATCHED (gitlab-registry-usage-rest): a response writer that fails once the response
+/// has been going for longer than `grace` and has not averaged `rate` bytes per second
+/// since then (the socket's send timeout already ends a write that makes no progress).
+struct RateLimitedWriter<W> {
+    inner: W,
+    started: Instant,
+    written: u64,
+    grace: Duration,
+    rate: u64,
+}
+
+impl<W: Write> Write for RateLimitedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let elapsed = self.started.elapsed();
+        if let Some(late) = elapsed.checked_sub(self.grace) {
+            if (self.written as f64) < late.as_secs_f64() * self.rate as f64 {
+                return Err(IoError::new(
+                    ErrorKind::TimedOut,
+                    "the client reads the response more slowly than the minimum rate",
+                ));
+            }
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl Request {
@@ -435,16 +563,82 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            // PATCHED (gitlab-registry-usage-rest): see `Notice`
+            sender.send(Notice::Responded { ok: res.is_ok() }).ok();
         }
         res
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): like `respond`, but the response is written
+    /// by the thread that read this request from its connection, which waits up to the
+    /// send timeout (and the minimum rate) for a slow client, so the calling thread is
+    /// free at once. `respond` itself fails after a few milliseconds without progress
+    /// (and the connection is closed): use this for anything that may not fit in the
+    /// socket's buffer. Over HTTP the connection is closed after such a response (its
+    /// thread is woken from reading the next request by shutting the reading side).
+    /// Write errors are not returned. A request that did not come from a connection thread
+    /// is answered here.
+    pub fn respond_on_connection_thread<R>(self, response: Response<R>)
+    where
+        R: Read + Send + 'static,
+    {
+        let Some(sender) = self.notify_when_responded.clone() else {
+            let _ = self.respond(response);
+            return;
+        };
+        let wake = self.wake.clone();
+        let job = Box::new(move || {
+            if let Some(patient) = &self.patient {
+                patient.store(true, Ordering::Relaxed);
+            }
+            let patient = self.patient.clone();
+            let _ = self.respond(response);
+            if let Some(patient) = patient {
+                patient.store(false, Ordering::Relaxed);
+            }
+        });
+        match sender.send(Notice::Respond(job)) {
+            Ok(()) => {
+                if let Some(wake) = wake {
+                    wake();
+                }
+            }
+            Err(std::sync::mpsc::SendError(Notice::Respond(job))) => job(),
+            Err(_) => {}
+        }
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): see `respond_on_connection_thread`.
+    pub(crate) fn with_connection_thread(
+        mut self,
+        patient: Arc<AtomicBool>,
+        wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    ) -> Self {
+        self.patient = Some(patient);
+        self.wake = wake;
+        self
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): see `RateLimitedWriter`.
+    pub(crate) fn with_send_limits(mut self, grace: Duration, bytes_per_second: u64) -> Self {
+        self.send_limits = Some((grace, bytes_per_second));
+        self
     }
 
     fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
-        let mut writer = self.extract_writer_impl();
+        let writer = self.extract_writer_impl();
+        // PATCHED (gitlab-registry-usage-rest): the minimum rate of a response
+        let (grace, rate) = self.send_limits.unwrap_or((Duration::MAX, 0));
+        let mut writer = RateLimitedWriter {
+            inner: writer,
+            started: Instant::now(),
+            written: 0,
+            grace,
+            rate,
+        };
 
         let do_not_send_body = self.method == Method::Head;
 
@@ -455,6 +649,14 @@ impl Request {
             do_not_send_body,
             None,
         ))?;
+
+        // PATCHED (gitlab-registry-usage-rest): the connection thread may read on once the
+        // whole response is with the writer; told before the last write leaves, it is not
+        // woken later by this notice (its client sends the next request only after that
+        // write). If the write then fails, the next response's write fails in turn.
+        if let Some(sender) = self.notify_when_responded.take() {
+            sender.send(Notice::Responded { ok: true }).ok();
+        }
 
         Self::ignore_client_closing_errors(writer.flush())
     }
@@ -469,7 +671,7 @@ impl Request {
         })
     }
 
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
+    pub(crate) fn with_notify_sender(mut self, sender: Sender<Notice>) -> Self {
         self.notify_when_responded = Some(sender);
         self
     }
@@ -489,9 +691,10 @@ impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
             let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
+            let res = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                // PATCHED (gitlab-registry-usage-rest): see `Notice`
+                sender.send(Notice::Responded { ok: res.is_ok() }).ok();
             }
         }
     }

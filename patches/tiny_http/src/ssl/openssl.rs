@@ -19,6 +19,11 @@ impl SplitOpenSslStream {
         self.0.lock().unwrap().inner.get_mut().peer_addr()
     }
 
+    // PATCHED (gitlab-registry-usage-rest): the read deadline of `crate::limits`.
+    pub(crate) fn set_read_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+        self.0.lock().unwrap().inner.get_ref().set_read_timeout(t)
+    }
+
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
         self.0.lock().unwrap().inner.get_mut().shutdown(how)
     }

@@ -22,6 +22,15 @@ impl RustlsStream {
             .peer_addr()
     }
 
+    // PATCHED (gitlab-registry-usage-rest): the read deadline of `crate::limits`.
+    pub(crate) fn set_read_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+        self.0
+            .lock()
+            .expect("Failed to lock SSL stream mutex")
+            .sock
+            .set_read_timeout(t)
+    }
+
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
         self.0
             .lock()

@@ -71,6 +71,11 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
             next_trigger: None,
         }
     }
+
+    // PATCHED (gitlab-registry-usage-rest): the writer itself, to reach its socket
+    pub fn shared(&self) -> Arc<Mutex<W>> {
+        Arc::clone(&self.writer)
+    }
 }
 
 impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {

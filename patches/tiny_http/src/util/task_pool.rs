@@ -58,7 +58,8 @@ impl TaskPool {
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            // PATCHED (gitlab-registry-usage-rest): fewer idle threads if they cannot start
+            let _ = pool.add_thread(None);
         }
 
         pool
@@ -66,25 +67,34 @@ impl TaskPool {
 
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
-    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
-        let mut queue = self.sharing.todo.lock().unwrap();
+    ///
+    /// PATCHED (gitlab-registry-usage-rest): a thread that cannot be started (the
+    /// process or the system is at its thread limit) is an error for this one task, which
+    /// is dropped; upstream panicked while holding the queue's lock, and every later call
+    /// panicked on the poisoned lock, taking the accept thread and the listener with it.
+    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) -> std::io::Result<()> {
+        let mut queue = self.sharing.todo.lock().unwrap_or_else(|e| e.into_inner());
 
         // PATCHED (gitlab-registry-usage-rest): an idle thread woken for a queued task
         // stays counted in `waiting_tasks` until it runs, so compare against the tasks
         // already queued. Upstream compares with 0, and a burst of new connections could
         // be queued behind long-lived keep-alive connections instead of getting a thread.
         if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
-            self.add_thread(Some(code));
+            drop(queue);
+            self.add_thread(Some(code))
         } else {
             queue.push_back(code);
             self.sharing.condvar.notify_one();
+            Ok(())
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) -> std::io::Result<()> {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // PATCHED (gitlab-registry-usage-rest): `Builder::spawn` returns the error that
+        // `thread::spawn` panics with.
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -128,6 +138,7 @@ impl TaskPool {
                 task();
             }
         });
+        spawned.map(drop)
     }
 }
 
