@@ -41,6 +41,7 @@ pub struct Config {
     pub jwt: Jwt,
     pub registry: Registry,
     pub htpasswd: Htpasswd,
+    pub metrics: Metrics,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +61,20 @@ pub struct General {
     pub auth_backend: AuthBackend,
     /// Peers whose `X-Forwarded-For` is believed; empty: nobody's.
     pub trusted_proxies: CidrList,
+    pub history_days: u32,
+    /// `None`: the history is kept in memory only.
+    pub history_file: Option<PathBuf>,
+}
+
+/// `[metrics]`: who may scrape `/metrics` and how much it shows.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub enabled: bool,
+    /// Empty: nobody without the token.
+    pub allow: CidrList,
+    pub bearer_token_file: Option<PathBuf>,
+    pub namespace_depth: u32,
+    pub top_repositories: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -334,6 +349,16 @@ impl Reader<'_> {
         ))
     }
 
+    fn cidr_list(&self, section: &str, key: &str) -> Result<CidrList, ConfigError> {
+        self.raw(section, key)
+            .parse()
+            .map_err(|e: crate::cidr::CidrError| {
+                let expected =
+                    format!("entry {e}; expected addresses or CIDR ranges such as 10.0.0.0/8, ::1");
+                self.invalid(section, key, &expected)
+            })
+    }
+
     fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
         let v = self.raw(section, key).trim();
         (!v.is_empty()).then(|| PathBuf::from(v))
@@ -464,17 +489,15 @@ impl Config {
             tls_key_file: r.path("general", "tls_key_file"),
             cors_origin: r.raw("general", "cors_origin").trim().to_string(),
             auth_backend,
-            trusted_proxies: r.raw("general", "trusted_proxies").parse().map_err(
-                |e: crate::cidr::CidrError| {
-                    r.invalid(
-                        "general",
-                        "trusted_proxies",
-                        &format!(
-                            "entry {e}; expected addresses or CIDR ranges such as 10.0.0.0/8, ::1"
-                        ),
-                    )
-                },
-            )?,
+            trusted_proxies: r.cidr_list("general", "trusted_proxies")?,
+            history_days: r.number("general", "history_days", 1u32, 100_000)?,
+            history_file: r.path("general", "history_file").or_else(|| {
+                r.path("general", "snapshot_file").map(|p| {
+                    let mut name = p.into_os_string();
+                    name.push(".history");
+                    PathBuf::from(name)
+                })
+            }),
         };
         if general.tls_certificate_file.is_some() != general.tls_key_file.is_some() {
             return Err(ConfigError(
@@ -548,12 +571,20 @@ impl Config {
                 "[general] auth_backend = htpasswd needs [htpasswd] file = <path to a bcrypt htpasswd file>".into(),
             ));
         }
+        let metrics = Metrics {
+            enabled: r.boolean("metrics", "enabled")?,
+            allow: r.cidr_list("metrics", "allow")?,
+            bearer_token_file: r.path("metrics", "bearer_token_file"),
+            namespace_depth: r.number("metrics", "namespace_depth", 0u32, 1000)?,
+            top_repositories: r.number("metrics", "top_repositories", 0usize, 1_000_000)?,
+        };
         Ok(Config {
             general,
             ldap,
             jwt,
             registry,
             htpasswd,
+            metrics,
         })
     }
 
@@ -734,7 +765,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "[extra]: unknown section (known: [general], [ldap], [jwt], [registry], [htpasswd])",
+                "[extra]: unknown section (known: [general], [ldap], [jwt], [registry], [htpasswd], [metrics])",
                 "[general] colour: unknown key (known: those --print-default-config lists)",
                 "[general] refresh_intervall: unknown key; did you mean refresh_interval?",
                 "[ldap] concurrency: unknown key; did you mean [registry] concurrency?",

@@ -49,7 +49,7 @@ const fn original(
 }
 
 /// The sections, in the order they are printed.
-pub const SECTIONS: &[&str] = &["general", "ldap", "jwt", "registry", "htpasswd"];
+pub const SECTIONS: &[&str] = &["general", "ldap", "jwt", "registry", "htpasswd", "metrics"];
 
 /// All keys, grouped by section in [`SECTIONS`] order.
 pub const KEYS: &[Key] = &[
@@ -109,6 +109,18 @@ pub const KEYS: &[Key] = &[
         "trusted_proxies",
         "",
         "Reverse proxies (CIDR ranges or addresses, e.g. 127.0.0.1, ::1) whose X-Forwarded-For names the client for the login limiter (empty: the header is ignored).",
+    ),
+    key(
+        "general",
+        "history_days",
+        "400",
+        "Days of usage history kept (one point per day: the day's last successful scan).",
+    ),
+    key(
+        "general",
+        "history_file",
+        "",
+        "Where the usage history is kept (empty: <snapshot_file>.history, or in memory only without a snapshot_file).",
     ),
     original(
         "ldap",
@@ -241,6 +253,36 @@ pub const KEYS: &[Key] = &[
         "file",
         "",
         "bcrypt htpasswd file (htpasswd -B) used when auth_backend = htpasswd.",
+    ),
+    key(
+        "metrics",
+        "enabled",
+        "true",
+        "Serve Prometheus metrics at /metrics.",
+    ),
+    key(
+        "metrics",
+        "allow",
+        "127.0.0.0/8, ::1",
+        "Who may scrape /metrics without a token (CIDR ranges or addresses; empty: nobody).",
+    ),
+    key(
+        "metrics",
+        "bearer_token_file",
+        "",
+        "File holding a token a scraper may present as Authorization: Bearer <token> (empty: none).",
+    ),
+    key(
+        "metrics",
+        "namespace_depth",
+        "1",
+        "Namespace levels with namespace_* series (1: top-level namespaces only; 0: none).",
+    ),
+    key(
+        "metrics",
+        "top_repositories",
+        "0",
+        "How many repositories, the largest by exclusive bytes, get repository_* series.",
     ),
 ];
 
