@@ -688,6 +688,29 @@ fn next_record(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     (crc32(payload) == crc).then_some((payload, end))
 }
 
+/// The history `[general]` asks for: its file (loaded, with today's retention), or in
+/// memory only when there is no file.
+pub fn open(general: &crate::config::General) -> Result<History, String> {
+    match &general.history_file {
+        Some(path) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let h = History::open(path, general.history_days, day_of(now))?;
+            let (series, points, _) = h.footprint();
+            crate::log!(
+                info,
+                "loaded the usage history",
+                file = path.display(),
+                series = series,
+                points = points
+            );
+            Ok(h)
+        }
+        None => Ok(History::in_memory(general.history_days)),
+    }
+}
+
 /// The UTC day of a unix time (seconds).
 pub fn day_of(unix_seconds: f64) -> u32 {
     (unix_seconds.max(0.0) / 86_400.0) as u32

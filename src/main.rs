@@ -14,7 +14,7 @@ use gitlab_registry_usage_rest::auth::Authenticator;
 use gitlab_registry_usage_rest::config::{self, Config};
 use gitlab_registry_usage_rest::registry::Client;
 use gitlab_registry_usage_rest::snapshot::Shared;
-use gitlab_registry_usage_rest::{http, log, refresh, scan};
+use gitlab_registry_usage_rest::{history, http, log, refresh, scan};
 
 #[derive(FromArgs)]
 /// Scan a GitLab container registry for the disk space its repositories and tags use, and
@@ -243,17 +243,31 @@ fn serve(config: Config) -> ExitCode {
     // Block SIGTERM/SIGINT before any thread starts, so only `wait_for_signal` sees them.
     let signals = block_signals();
 
+    let scrape_token = match &config.metrics.bearer_token_file {
+        Some(path) => match gitlab_registry_usage_rest::metrics::ScrapeToken::load(path) {
+            Ok(t) => Some(t),
+            Err(e) => return fail("refusing to start", &e),
+        },
+        None => None,
+    };
+    let history = match history::open(&config.general) {
+        Ok(h) => Arc::new(h),
+        Err(e) => return fail("refusing to start", &e),
+    };
+
     let shared = Arc::new(Shared::default());
     if let Some(path) = &config.general.snapshot_file {
         refresh::load_snapshot_file(path, &shared);
     }
+    // The loaded snapshot is its day's point (a memory-only history starts with it).
+    if let Some(current) = shared.get() {
+        history.record_scan(&current, history::day_of(current.snapshot.timestamp));
+    }
     let config = Arc::new(config);
-    let app = Arc::new(http::App::new(
-        config.clone(),
-        shared.clone(),
-        authenticator,
-        tokens,
-    ));
+    let app = http::App::new(config.clone(), shared.clone(), authenticator, tokens)
+        .with_history_and_token(Arc::clone(&history), scrape_token);
+    let metrics = app.metrics();
+    let app = Arc::new(app);
     let running = match http::start(app) {
         Ok(r) => r,
         Err(e) => {
@@ -282,6 +296,8 @@ fn serve(config: Config) -> ExitCode {
         interval: config.general.refresh_interval,
         concurrency: config.registry.concurrency,
         snapshot_file: config.general.snapshot_file.clone(),
+        metrics,
+        history,
     };
     let refresher = std::thread::Builder::new()
         .name("refresh".into())

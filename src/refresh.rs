@@ -4,7 +4,8 @@
 //! the previous snapshot, logs one line, and is retried with a growing delay (never
 //! longer than the interval). A panic inside a scan is caught and treated the same way:
 //! the loop never dies. After each successful scan the snapshot is swapped in and, when
-//! `snapshot_file` is set, written to disk atomically.
+//! `snapshot_file` is set, written to disk atomically; its numbers become the day's point
+//! of the usage history, and `/metrics` learns how the scan went.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ pub struct Refresh {
     pub interval: Duration,
     pub concurrency: usize,
     pub snapshot_file: Option<PathBuf>,
+    /// Told about every scan (its duration, the client's request counters).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Gets the numbers of every successful scan as the point of its day.
+    pub history: Arc<crate::history::History>,
 }
 
 /// First delay after a failed scan; doubled per further failure, capped at the interval.
@@ -78,6 +83,12 @@ fn finish_scan(
             report.log();
             let snapshot = Arc::new(report.snapshot);
             r.shared.set(snapshot.clone());
+            r.metrics
+                .scan_succeeded(report.duration, r.client.stats.counts());
+            if let Some(current) = r.shared.get() {
+                let day = crate::history::day_of(current.snapshot.timestamp);
+                r.history.record_scan(&current, day);
+            }
             if let Some(path) = &r.snapshot_file {
                 if let Err(e) = snapshot::save(&snapshot, path) {
                     crate::log!(
@@ -91,6 +102,7 @@ fn finish_scan(
             true
         }
         Ok(Err(e)) => {
+            r.metrics.scan_failed(r.client.stats.counts());
             crate::log!(
                 error,
                 "scan failed; keeping the previous snapshot",
@@ -99,6 +111,7 @@ fn finish_scan(
             false
         }
         Err(_) => {
+            r.metrics.scan_failed(r.client.stats.counts());
             crate::log!(
                 error,
                 "scan failed with an internal error (panic); keeping the previous snapshot"

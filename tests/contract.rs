@@ -6,15 +6,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use support::push::{Format, PushAuth, Pusher};
 use support::registry::{Registry, RegistryAuth};
-use support::{basic_auth, free_port, http_request, ChildGuard, TempDir};
+use support::{service, TempDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gitlab-registry-usage-rest");
-const SECRET: &str = "k8Jf2Lq9Vx3Nw7Rt5Yb1Hc6Zm4Pd0Gs2";
 /// The version `.ci/run` installs.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
@@ -37,56 +34,6 @@ fn require_schemathesis() -> PathBuf {
     })
 }
 
-/// The service with htpasswd login (admin / pw) in front of `registry`, and its port.
-fn start_service(dir: &Path, registry: &str) -> (ChildGuard, u16) {
-    let port = free_port();
-    let htpasswd = dir.join("htpasswd");
-    std::fs::write(
-        &htpasswd,
-        format!("admin:{}\n", bcrypt::hash("pw", 4).unwrap()),
-    )
-    .unwrap();
-    let conf = dir.join("service.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[general]\nsocket_port = {port}\nauth_backend = htpasswd\n\
-             [jwt]\nsecret_key = {SECRET}\n[htpasswd]\nfile = {}\n\
-             [registry]\nregistry_base_url = {registry}\nusername = x\naccess_token = y\n\
-             request_timeout = 5s\n",
-            htpasswd.display()
-        ),
-    )
-    .unwrap();
-    let stderr = std::fs::File::create(dir.join("service.log")).unwrap();
-    let child = Command::new(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("start the service");
-    let guard = ChildGuard::new("service", child);
-    support::wait_for_port(port, Duration::from_secs(20), "the service");
-    (guard, port)
-}
-
-fn wait_for_data(port: u16) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = http_request("GET", &format!("http://127.0.0.1:{port}/health"), &[], None);
-        if r.status == 200 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no snapshot within 60 s: {}",
-            r.text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn the_live_api_conforms_to_its_openapi_document() {
     let schemathesis = require_schemathesis();
@@ -105,16 +52,10 @@ fn the_live_api_conforms_to_its_openapi_document() {
     pusher.image("solo", "v1", &[&[4u8; 40]], Format::Docker);
 
     let dir = TempDir::new("contract");
-    let (_service, port) = start_service(dir.path(), &registry.url);
-    wait_for_data(port);
-    let login = http_request(
-        "GET",
-        &format!("http://127.0.0.1:{port}/auth_token"),
-        &[("Authorization", &basic_auth("admin", "pw"))],
-        None,
-    );
-    assert_eq!(login.status, 200, "{}", login.text());
-    let token = login.json()["auth_token"].as_str().unwrap().to_string();
+    let service = service::start(dir.path(), &registry.url, "", "");
+    service.wait_for_data();
+    let token = service.login();
+    let port = service.port;
 
     let out = Command::new(schemathesis)
         .current_dir(dir.path())

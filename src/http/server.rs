@@ -177,6 +177,8 @@ pub fn listen_nodelay(
 struct LoginJob {
     request: Request,
     login: LoginRequest,
+    /// When the request was read, for `http_request_duration_seconds`.
+    started: Instant,
 }
 
 /// How long `shutdown` waits for requests in flight (a client that reads its response
@@ -454,15 +456,15 @@ impl Worker {
     }
 
     fn serve(&self, request: Request) {
-        let started = crate::log::debug_enabled().then(Instant::now);
+        let started = Instant::now();
         if request.body_length().is_some_and(|n| n > BUFFERED_BODY) {
-            self.refuse_body(request);
+            self.refuse_body(request, started);
             return;
         }
         let outcome = {
             let incoming = incoming(&request);
             let outcome = self.app.handle(&incoming);
-            if let (Some(started), Outcome::Reply(reply)) = (started, &outcome) {
+            if let (true, Outcome::Reply(reply)) = (crate::log::debug_enabled(), &outcome) {
                 crate::log!(
                     debug,
                     "request",
@@ -475,11 +477,15 @@ impl Worker {
             outcome
         };
         match outcome {
-            Outcome::Reply(reply) => self.send(request, reply),
-            Outcome::Login(login) => match self.logins.try_send(LoginJob { request, login }) {
+            Outcome::Reply(reply) => self.send(request, reply, started),
+            Outcome::Login(login) => match self.logins.try_send(LoginJob {
+                request,
+                login,
+                started,
+            }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
-                    respond(&self.app, job.request, App::logins_busy());
+                    respond(&self.app, job.request, App::logins_busy(), started);
                 }
             },
         }
@@ -487,7 +493,7 @@ impl Worker {
 
     /// Answers on this thread, or on a side thread when the body is large (see
     /// [`LARGE_RESPONSE`]).
-    fn send(&self, request: Request, reply: Reply) {
+    fn send(&self, request: Request, reply: Reply, started: Instant) {
         let large = reply.body.as_ref().len() > LARGE_RESPONSE
             && *request.method() != tiny_http::Method::Head;
         if let Some(permit) = large
@@ -501,17 +507,17 @@ impl Worker {
                 .name("http-send".into())
                 .spawn(move || {
                     let _permit = permit;
-                    respond(&app, request, reply);
+                    respond(&app, request, reply, started);
                 });
             return;
         }
-        respond(&self.app, request, reply);
+        respond(&self.app, request, reply, started);
     }
 
     /// 413 for a request whose body tiny_http did not read: answered (and the body
     /// drained) on a side thread so that a client that never sends it cannot hold a
     /// worker; a body too large to drain safely keeps its request forever unanswered.
-    fn refuse_body(&self, request: Request) {
+    fn refuse_body(&self, request: Request, started: Instant) {
         let declared = request.body_length().unwrap_or(usize::MAX);
         let permit = (declared <= MAX_DRAINED_BODY)
             .then(|| SidePermit::take(&self.side_threads))
@@ -527,6 +533,7 @@ impl Worker {
                         &app,
                         request,
                         Reply::message(413, "This API takes no request body"),
+                        started,
                     );
                 });
             return;
@@ -546,7 +553,7 @@ impl Worker {
 fn login_worker(app: &App, jobs: &Receiver<LoginJob>) {
     for job in jobs.iter() {
         let reply = app.login(job.login);
-        respond(app, job.request, reply);
+        respond(app, job.request, reply, job.started);
     }
 }
 
@@ -592,9 +599,9 @@ fn incoming(request: &Request) -> Incoming<'_> {
     rq
 }
 
-/// Writes `reply` with the headers every response carries. Errors (the client went
-/// away) are not worth more than a debug line.
-fn respond(app: &App, request: Request, reply: Reply) {
+/// Writes `reply` with the headers every response carries, and counts it for
+/// `/metrics`. Errors (the client went away) are not worth more than a debug line.
+fn respond(app: &App, request: Request, reply: Reply, started: Instant) {
     let fixed = &app.headers;
     let mut headers = Vec::with_capacity(5 + reply.headers.len());
     if let Some(ct) = reply.content_type.and_then(|ct| fixed.content_type(ct)) {
@@ -611,6 +618,7 @@ fn respond(app: &App, request: Request, reply: Reply) {
         headers.extend(header(name, value));
     }
     let length = reply.body.as_ref().len();
+    let status = reply.status;
     let response = Response::new(
         StatusCode(reply.status),
         headers,
@@ -621,7 +629,9 @@ fn respond(app: &App, request: Request, reply: Reply) {
     // Send even large bodies with Content-Length, never chunked: clients can show
     // progress, and HEAD gets the same length as GET.
     .with_chunked_threshold(usize::MAX);
+    let route = app.template_of(request.url());
     if let Err(e) = request.respond(response) {
         crate::log!(debug, "could not send a response", error = e);
     }
+    app.metrics.http.observe(route, status, started.elapsed());
 }

@@ -110,6 +110,7 @@ impl Drop for ChildGuard {
 pub mod fake_registry;
 pub mod push;
 pub mod registry;
+pub mod service;
 pub mod token_issuer;
 
 /// Content digest as the registry computes it: `sha256:` + lowercase hex.
