@@ -313,6 +313,86 @@ fn live_metrics_pass_promtool_and_a_real_prometheus_reads_the_namespace_numbers(
     assert_eq!(scraped, exclusive.to_string());
     let up = prometheus.wait_for_value("up{job=\"registry-usage\"}", dir.path());
     assert_eq!(up, "1");
+
+    // The dashboard and the alerts use only families the service exports, in queries
+    // this Prometheus accepts.
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for file in [
+        "contrib/grafana-dashboard.json",
+        "contrib/prometheus-rules.yml",
+    ] {
+        let content = std::fs::read_to_string(manifest_dir().join(file)).unwrap();
+        for (i, _) in content.match_indices(PREFIX) {
+            let name: String = content[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                families.contains(&name.as_str()),
+                "{file} uses {name}, which /metrics does not have"
+            );
+        }
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(manifest_dir().join("contrib/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(exprs.len() >= 8, "{exprs:?}");
+    for expr in exprs {
+        let query = expr
+            .replace("$instance", ".*")
+            .replace("$top", "10")
+            .replace("$__rate_interval", "1m");
+        let url = format!(
+            "http://127.0.0.1:{}/api/v1/query?query={}",
+            prometheus.port,
+            query_escape(&query)
+        );
+        let r = http_request("GET", &url, &[], None);
+        assert_eq!(r.status, 200, "the dashboard's {expr}: {}", r.text());
+    }
+}
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let promtool = require_binary("promtool", "prometheus");
+    let check = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(manifest_dir().join("contrib/prometheus-rules.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let test = Command::new(&promtool)
+        .current_dir(manifest_dir().join("tests"))
+        .args(["test", "rules", "prometheus-rules.test.yml"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        test.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(said.contains("SUCCESS"), "{said}");
 }
 
 #[test]
@@ -466,4 +546,53 @@ fn history_is_served_per_series_and_survives_sigkill() {
     .json();
     assert_eq!(again["points"].as_array().unwrap().len(), 1, "{again}");
     assert_eq!(again["points"][0], points[0]);
+}
+
+#[test]
+fn label_values_with_quotes_backslashes_and_newlines_pass_promtool() {
+    use gitlab_registry_usage_rest::current::Current;
+    use gitlab_registry_usage_rest::metrics::{render_usage, Limits};
+    use gitlab_registry_usage_rest::snapshot::{Builder, LayerRef, ScannedTag};
+    // Names no registry accepts, but a snapshot file could hold: the encoder must not
+    // let them break the exposition.
+    let names = ["we\"ird/a", "back\\slash/b", "new\nline/c", "ünï/d"];
+    let mut b = Builder::default();
+    for (i, name) in names.iter().enumerate() {
+        let tag = ScannedTag {
+            name: "v1".into(),
+            digest: Some(format!("sha256:{:064x}", i + 100).as_str().into()),
+            layers: vec![LayerRef {
+                digest: format!("sha256:{:064x}", i + 1).as_str().into(),
+                size: 1000 * (i as u64 + 1),
+            }]
+            .into(),
+        };
+        b.add_repository(name, Some(vec![tag]), None);
+    }
+    let current = Current::new(std::sync::Arc::new(b.finish(1.0)));
+    let text = render_usage(
+        &current,
+        Limits {
+            namespace_depth: 1,
+            top_repositories: 10,
+        },
+    );
+    promtool_check(&text).unwrap_or_else(|e| panic!("promtool: {e}\n{text}"));
+    let exclusive = |label: &str| {
+        sample(
+            &text,
+            &format!("{PREFIX}namespace_exclusive_bytes{{namespace=\"{label}\"}}"),
+        )
+    };
+    assert_eq!(exclusive("we\\\"ird"), Some("1000".into()));
+    assert_eq!(exclusive("back\\\\slash"), Some("2000".into()));
+    assert_eq!(exclusive("new\\nline"), Some("3000".into()));
+    assert_eq!(exclusive("ünï"), Some("4000".into()));
+    assert_eq!(
+        sample(
+            &text,
+            &format!("{PREFIX}repository_exclusive_bytes{{repository=\"new\\nline/c\"}}")
+        ),
+        Some("3000".into())
+    );
 }
