@@ -156,12 +156,17 @@ impl Series {
         self.last.is_some()
     }
 
+    /// The newest point at least [`GROWTH_DAYS`] days before `day`.
+    fn growth_base(&self, day: u32) -> Option<Point> {
+        let cutoff = day.checked_sub(GROWTH_DAYS)?;
+        self.points().take_while(|p| p.day <= cutoff).last()
+    }
+
     /// `growth_30d`: the last point's deduplicated size minus that of the newest point at
     /// least [`GROWTH_DAYS`] days older; `None` when there is no such point.
     fn growth(&self) -> Option<i64> {
         let last = self.last?;
-        let cutoff = last.day.checked_sub(GROWTH_DAYS)?;
-        let base = self.points().take_while(|p| p.day <= cutoff).last()?;
+        let base = self.growth_base(last.day)?;
         Some(last.numbers.deduplicated_size as i64 - base.numbers.deduplicated_size as i64)
     }
 }
@@ -422,6 +427,14 @@ impl History {
             _ => 0,
         };
         Some(series.points().filter(|p| p.day >= oldest).collect())
+    }
+
+    /// What `growth_30d` compares a series' value of `day` with: the deduplicated size of
+    /// its newest point at least [`GROWTH_DAYS`] days before `day`.
+    pub fn growth_base(&self, kind: Kind, name: &str, day: u32) -> Option<u64> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let base = state.series.get(&(kind, name.into()))?.growth_base(day)?;
+        Some(base.numbers.deduplicated_size)
     }
 
     /// `growth_30d` of a series (see [`GROWTH_DAYS`]).

@@ -257,11 +257,7 @@ fn serve(config: Config) -> ExitCode {
 
     let shared = Arc::new(Shared::default());
     if let Some(path) = &config.general.snapshot_file {
-        refresh::load_snapshot_file(path, &shared);
-    }
-    // The loaded snapshot is its day's point (a memory-only history starts with it).
-    if let Some(current) = shared.get() {
-        history.record_scan(&current, history::day_of(current.snapshot.timestamp));
+        refresh::load_snapshot_file(path, &shared, &history);
     }
     let config = Arc::new(config);
     let app = http::App::new(config.clone(), shared.clone(), authenticator, tokens)

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::current::Current;
+use crate::history::History;
 use crate::registry::Client;
 use crate::scan;
 use crate::snapshot::{self, Shared};
@@ -34,9 +36,10 @@ pub struct Refresh {
 /// First delay after a failed scan; doubled per further failure, capped at the interval.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 
-/// Load the snapshot file, if configured, so the service can serve at once.
-/// A missing, corrupt or foreign file is logged and ignored.
-pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
+/// Load the snapshot file, if configured, so the service can serve at once (with
+/// `growth_30d` from `history`, which gets it as its day's point). A missing, corrupt or
+/// foreign file is logged and ignored.
+pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared, history: &History) {
     if !path.exists() {
         crate::log!(
             info,
@@ -55,7 +58,9 @@ pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
                 tags = s.totals.tag_count,
                 timestamp = s.timestamp
             );
-            shared.set(Arc::new(s));
+            let current = Current::with_history(Arc::new(s), history);
+            history.record_scan(&current, crate::history::day_of(current.snapshot.timestamp));
+            shared.set_current(current);
         }
         Err(e) => crate::log!(warn, "ignoring the snapshot file", error = e),
     }
@@ -82,12 +87,13 @@ fn finish_scan(
         Ok(Ok(report)) => {
             report.log();
             let snapshot = Arc::new(report.snapshot);
-            r.shared.set(snapshot.clone());
+            r.shared
+                .set_current(Current::with_history(snapshot.clone(), &r.history));
             r.metrics
                 .scan_succeeded(report.duration, r.client.stats.counts());
             if let Some(current) = r.shared.get() {
-                let day = crate::history::day_of(current.snapshot.timestamp);
-                r.history.record_scan(&current, day);
+                r.history
+                    .record_scan(&current, crate::history::day_of(current.snapshot.timestamp));
             }
             if let Some(path) = &r.snapshot_file {
                 if let Err(e) = snapshot::save(&snapshot, path) {

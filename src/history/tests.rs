@@ -258,3 +258,96 @@ fn the_file_is_compacted_when_appends_outgrow_it() {
         vec![(0, 5)]
     );
 }
+
+#[test]
+fn growth_30d_of_repositories_and_namespaces_and_their_order() {
+    use crate::current::Current;
+    use crate::snapshot::{Builder, LayerRef, ScannedTag};
+    use crate::usage::order::{ListOptions, Sort, SortKey};
+    let layer = |d: u32, size: u64| LayerRef {
+        digest: format!("sha256:{d:064x}").as_str().into(),
+        size,
+    };
+    let tag = |m: u32, layers: Vec<LayerRef>| ScannedTag {
+        name: "v1".into(),
+        digest: Some(format!("sha256:{m:064x}").as_str().into()),
+        layers: layers.into(),
+    };
+    let mut b = Builder::default();
+    // g/a {x 1000}, g/b {x 1000, y 500}, h/c {z 300}: deduplicated g/a 1000, g/b 1500,
+    // h/c 300; namespace g 1500 (x once), h 300.
+    b.add_repository("g/a", Some(vec![tag(10, vec![layer(1, 1000)])]), None);
+    b.add_repository(
+        "g/b",
+        Some(vec![tag(11, vec![layer(1, 1000), layer(2, 500)])]),
+        None,
+    );
+    b.add_repository("h/c", Some(vec![tag(12, vec![layer(3, 300)])]), None);
+    let snapshot = std::sync::Arc::new(b.finish(100.0 * 86_400.0 + 5.0));
+    let h = History::in_memory(400);
+    // Day 70 is 30 days before day 100: the base. Day 75 is too recent to be one.
+    h.record(
+        70,
+        &[
+            repo("g/a", 400),
+            repo("g/b", 1500),
+            entry(Kind::Namespace, "g", 0, 1000, 0, 0),
+        ],
+    );
+    h.record(75, &[repo("g/a", 100)]);
+    let current = Current::with_history(snapshot, &h);
+    let (s, u) = (&current.snapshot, &current.usage);
+    let growth = |name: &str| {
+        u.repository_growth(
+            s.repositories
+                .iter()
+                .position(|r| &*r.name == name)
+                .unwrap(),
+        )
+    };
+    assert_eq!(growth("g/a"), Some(1000 - 400));
+    assert_eq!(growth("g/b"), Some(0));
+    assert_eq!(growth("h/c"), None, "no point 30 days back");
+    let ns = |name: &str| u.namespaces()[u.namespace(name).unwrap() as usize].growth_30d;
+    assert_eq!(ns("g"), Some(1500 - 1000));
+    assert_eq!(ns("h"), None);
+    let by_growth = ListOptions {
+        sort: Some(Sort {
+            key: SortKey::Growth30d,
+            descending: true,
+        }),
+        ..ListOptions::default()
+    };
+    let order: Vec<&str> = u
+        .select_repositories(s, &by_growth)
+        .items
+        .iter()
+        .map(|&r| &*s.repositories[r as usize].name)
+        .collect();
+    assert_eq!(
+        order,
+        ["g/a", "g/b", "h/c"],
+        "unknown growth last when descending"
+    );
+    let ascending = ListOptions {
+        sort: Some(Sort {
+            key: SortKey::Growth30d,
+            descending: false,
+        }),
+        ..ListOptions::default()
+    };
+    let order: Vec<&str> = u
+        .select_repositories(s, &ascending)
+        .items
+        .iter()
+        .map(|&r| &*s.repositories[r as usize].name)
+        .collect();
+    assert_eq!(
+        order,
+        ["h/c", "g/b", "g/a"],
+        "unknown growth first when ascending"
+    );
+    // Shrinking sorts below no change.
+    use crate::usage::order::signed_sort_value as v;
+    assert!(v(i64::MIN) < v(-100) && v(-100) < v(0) && v(0) < v(5) && v(5) < v(i64::MAX));
+}

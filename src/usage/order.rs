@@ -19,10 +19,12 @@ pub enum SortKey {
     TagCount,
     RepositoryCount,
     FailedRepositoryCount,
+    /// `growth_30d` (from the usage history); unknown sorts before every number.
+    Growth30d,
 }
 
 impl SortKey {
-    const ALL: [SortKey; 8] = [
+    const ALL: [SortKey; 9] = [
         SortKey::Name,
         SortKey::Size,
         SortKey::DiskSize,
@@ -31,6 +33,7 @@ impl SortKey {
         SortKey::TagCount,
         SortKey::RepositoryCount,
         SortKey::FailedRepositoryCount,
+        SortKey::Growth30d,
     ];
 
     /// The name in `sort=` and in the documents' field names.
@@ -44,6 +47,7 @@ impl SortKey {
             SortKey::TagCount => "tag_count",
             SortKey::RepositoryCount => "repository_count",
             SortKey::FailedRepositoryCount => "failed_repository_count",
+            SortKey::Growth30d => "growth_30d",
         }
     }
 
@@ -67,9 +71,15 @@ pub const REPOSITORY_KEYS: &[SortKey] = &[
     SortKey::DeduplicatedSize,
     SortKey::ExclusiveSize,
     SortKey::TagCount,
+    SortKey::Growth30d,
 ];
 /// `/namespaces`.
 pub const NAMESPACE_KEYS: &[SortKey] = &SortKey::ALL;
+
+/// A signed number as a sort value: the order of `i64` kept in `u64`.
+pub fn signed_sort_value(n: i64) -> u64 {
+    (n as u64) ^ (1 << 63)
+}
 
 /// `sort=<key>` or `sort=-<key>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
