@@ -731,7 +731,8 @@ pub fn day_of(unix_seconds: f64) -> u32 {
 
 /// `YYYY-MM-DD` of a day (proleptic Gregorian, as `date -u +%F`).
 pub fn date(day: u32) -> String {
-    // Howard Hinnant's days-to-civil algorithm.
+    // Howard Hinnant's civil_from_days (also behind the RFC 3339 times of the test
+    // token issuer and the synthetic registry).
     let z = i64::from(day) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

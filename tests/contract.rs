@@ -8,7 +8,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::push::{Format, PushAuth, Pusher};
 use support::registry::{Registry, RegistryAuth};
 use support::{service, TempDir};
 
@@ -38,18 +37,8 @@ fn require_schemathesis() -> PathBuf {
 fn the_live_api_conforms_to_its_openapi_document() {
     let schemathesis = require_schemathesis();
     let registry = Registry::start(RegistryAuth::None);
-    let pusher = Pusher::new(&registry.url, PushAuth::None);
-    let base = vec![b'b'; 3000];
     // The names the document gives as examples, so generated requests reach real data.
-    pusher.image("group/app", "v1", &[&base, &[1u8; 100]], Format::Oci);
-    pusher.image("group/app", "v2", &[&base, &[2u8; 200]], Format::Docker);
-    pusher.image(
-        "group/sub/tool",
-        "latest",
-        &[&base, &[3u8; 30]],
-        Format::Oci,
-    );
-    pusher.image("solo", "v1", &[&[4u8; 40]], Format::Docker);
+    service::push_example_images(&registry);
 
     let dir = TempDir::new("contract");
     let service = service::start(dir.path(), &registry.url, "", "");

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::push::{Format, PushAuth, Pusher};
 use support::registry::{Registry, RegistryAuth};
 use support::{free_port, http_request, require_binary, service, ChildGuard, TempDir};
 
@@ -181,26 +180,10 @@ impl Prometheus {
     }
 }
 
-fn push_fixture(registry: &Registry) {
-    let pusher = Pusher::new(&registry.url, PushAuth::None);
-    let base = vec![b'b'; 3000];
-    pusher.image("group/app", "v1", &[&base, &[1u8; 100]], Format::Oci);
-    pusher.image("group/app", "v2", &[&base, &[2u8; 200]], Format::Docker);
-    pusher.image(
-        "group/sub/tool",
-        "latest",
-        &[&base, &[3u8; 30]],
-        Format::Oci,
-    );
-    // Odd but valid names: separators the label values must carry through unchanged.
-    pusher.image("odd.name__x/a-b_c", "v1", &[&[5u8; 50]], Format::Docker);
-    pusher.image("solo", "v1", &[&[4u8; 40]], Format::Docker);
-}
-
 #[test]
 fn live_metrics_pass_promtool_and_a_real_prometheus_reads_the_namespace_numbers() {
     let registry = Registry::start(RegistryAuth::None);
-    push_fixture(&registry);
+    service::push_example_images(&registry);
     let dir = TempDir::new("metrics");
     let service = service::start(
         dir.path(),
@@ -481,7 +464,7 @@ fn today() -> String {
 #[test]
 fn history_is_served_per_series_and_survives_sigkill() {
     let registry = Registry::start(RegistryAuth::None);
-    push_fixture(&registry);
+    service::push_example_images(&registry);
     let dir = TempDir::new("history");
     let snapshot = dir.path().join("snapshot.json");
     let general = format!("snapshot_file = {}\n", snapshot.display());

@@ -311,39 +311,27 @@ fn growth_30d_of_repositories_and_namespaces_and_their_order() {
     let ns = |name: &str| u.namespaces()[u.namespace(name).unwrap() as usize].growth_30d;
     assert_eq!(ns("g"), Some(1500 - 1000));
     assert_eq!(ns("h"), None);
-    let by_growth = ListOptions {
-        sort: Some(Sort {
-            key: SortKey::Growth30d,
-            descending: true,
-        }),
-        ..ListOptions::default()
+    let sorted = |descending: bool| -> Vec<&str> {
+        let options = ListOptions {
+            sort: Some(Sort {
+                key: SortKey::Growth30d,
+                descending,
+            }),
+            ..ListOptions::default()
+        };
+        u.select_repositories(s, &options)
+            .items
+            .iter()
+            .map(|&r| &*s.repositories[r as usize].name)
+            .collect()
     };
-    let order: Vec<&str> = u
-        .select_repositories(s, &by_growth)
-        .items
-        .iter()
-        .map(|&r| &*s.repositories[r as usize].name)
-        .collect();
     assert_eq!(
-        order,
+        sorted(true),
         ["g/a", "g/b", "h/c"],
         "unknown growth last when descending"
     );
-    let ascending = ListOptions {
-        sort: Some(Sort {
-            key: SortKey::Growth30d,
-            descending: false,
-        }),
-        ..ListOptions::default()
-    };
-    let order: Vec<&str> = u
-        .select_repositories(s, &ascending)
-        .items
-        .iter()
-        .map(|&r| &*s.repositories[r as usize].name)
-        .collect();
     assert_eq!(
-        order,
+        sorted(false),
         ["h/c", "g/b", "g/a"],
         "unknown growth first when ascending"
     );

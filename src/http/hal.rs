@@ -519,6 +519,18 @@ pub struct Json {
 }
 
 impl Json {
+    /// A number field, `null` for `None`.
+    fn number_field<T: serde::Serialize>(&mut self, key: &str, value: Option<T>) {
+        self.key(key);
+        self.before_value();
+        match value {
+            Some(n) => {
+                let _ = serde_json::to_writer(&mut self.out, &n);
+            }
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
     pub fn with_capacity(capacity: usize) -> Json {
         Json {
             out: Vec::with_capacity(capacity),
@@ -625,25 +637,11 @@ impl Sink for Json {
     }
 
     fn u64_field(&mut self, key: &str, value: Option<u64>) {
-        self.key(key);
-        self.before_value();
-        match value {
-            Some(n) => {
-                let _ = serde_json::to_writer(&mut self.out, &n);
-            }
-            None => self.out.extend_from_slice(b"null"),
-        }
+        self.number_field(key, value);
     }
 
     fn i64_field(&mut self, key: &str, value: Option<i64>) {
-        self.key(key);
-        self.before_value();
-        match value {
-            Some(n) => {
-                let _ = serde_json::to_writer(&mut self.out, &n);
-            }
-            None => self.out.extend_from_slice(b"null"),
-        }
+        self.number_field(key, value);
     }
 
     fn f64_field(&mut self, key: &str, value: f64) {

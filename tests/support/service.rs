@@ -9,6 +9,26 @@ use super::{free_port, http_request, ChildGuard};
 pub const BIN: &str = env!("CARGO_BIN_EXE_gitlab-registry-usage-rest");
 pub const SECRET: &str = "k8Jf2Lq9Vx3Nw7Rt5Yb1Hc6Zm4Pd0Gs2";
 
+/// The images the contract's examples and the metrics tests use: `group/app` (v1, v2),
+/// `group/sub/tool`, `odd.name__x/a-b_c` and `solo`; `group`'s repositories share a
+/// 3000-byte layer.
+pub fn push_example_images(registry: &super::registry::Registry) {
+    use super::push::{Format, PushAuth, Pusher};
+    let pusher = Pusher::new(&registry.url, PushAuth::None);
+    let base = vec![b'b'; 3000];
+    pusher.image("group/app", "v1", &[&base, &[1u8; 100]], Format::Oci);
+    pusher.image("group/app", "v2", &[&base, &[2u8; 200]], Format::Docker);
+    pusher.image(
+        "group/sub/tool",
+        "latest",
+        &[&base, &[3u8; 30]],
+        Format::Oci,
+    );
+    // Odd but valid names: separators label values and links must carry unchanged.
+    pusher.image("odd.name__x/a-b_c", "v1", &[&[5u8; 50]], Format::Docker);
+    pusher.image("solo", "v1", &[&[4u8; 40]], Format::Docker);
+}
+
 /// A running service: its process, port and config file.
 pub struct Service {
     pub guard: ChildGuard,
