@@ -816,6 +816,46 @@ mod tests {
     }
 
     #[test]
+    fn metrics_and_history_keys() {
+        let (c, _) = Config::parse("").unwrap();
+        assert!(c.metrics.enabled);
+        assert!(c.metrics.allow.contains("127.0.0.9".parse().unwrap()));
+        assert!(c.metrics.allow.contains("::1".parse().unwrap()));
+        assert!(!c.metrics.allow.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            (c.metrics.namespace_depth, c.metrics.top_repositories),
+            (1, 0)
+        );
+        assert_eq!(c.general.history_days, 400);
+        assert!(
+            c.general.history_file.is_none(),
+            "no snapshot file: in memory"
+        );
+        let (c, _) = Config::parse("[general]\nsnapshot_file = /var/lib/x/snap.json\n").unwrap();
+        assert_eq!(
+            c.general.history_file.as_deref(),
+            Some(std::path::Path::new("/var/lib/x/snap.json.history"))
+        );
+        let (c, _) = Config::parse(
+            "[general]\nsnapshot_file = /a/s\nhistory_file = /b/h\n[metrics]\nallow =\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.general.history_file.as_deref(),
+            Some(std::path::Path::new("/b/h"))
+        );
+        assert!(c.metrics.allow.is_empty(), "empty: nobody");
+        let e = Config::parse("[metrics]\nallow = 10.0.0.1/8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("[metrics] allow = \"10.0.0.1/8\""), "{e}");
+        let e = Config::parse("[general]\nhistory_days = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("history_days"), "{e}");
+    }
+
+    #[test]
     fn trusted_proxies_are_checked_ranges() {
         let (c, _) = Config::parse("").unwrap();
         assert!(c.general.trusted_proxies.is_empty());

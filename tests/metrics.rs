@@ -424,6 +424,16 @@ fn metrics_are_refused_outside_allow_unless_the_scrape_token_is_presented() {
         Some("2".into()),
         "{body}"
     );
+
+    let off = TempDir::new("metrics-off");
+    let service = service::start(
+        off.path(),
+        &registry.url,
+        "",
+        "[metrics]\nenabled = false\n",
+    );
+    let (status, body) = get_from(Ipv4Addr::LOCALHOST, service.port, "/metrics", &[]);
+    assert_eq!(status, 404, "{body}");
 }
 
 #[test]

@@ -734,4 +734,59 @@ mod tests {
         assert_eq!(found(&s, "bad%zz"), "400 BadEscape");
         assert_eq!(found(&s, "bad%ff"), "400 NotUtf8");
     }
+
+    #[test]
+    fn request_counters_use_route_templates_never_paths() {
+        let t = |path: &str| TEMPLATES[template(&route("/p", path))];
+        assert_eq!(t("/p/health"), "/health");
+        assert_eq!(t("/p/metrics"), "/metrics");
+        assert_eq!(t("/p/history"), "/history");
+        assert_eq!(t("/p/repositories"), "/repositories");
+        assert_eq!(t("/p/repositories/g/app"), "/repositories/{name}");
+        assert_eq!(
+            t("/p/repositories/g%2Fapp%2Ftags"),
+            "/repositories/{name}/tags"
+        );
+        assert_eq!(
+            t("/p/repositories/g/app/tags/v1"),
+            "/repositories/{name}/tags/{tag}"
+        );
+        assert_eq!(
+            t("/p/repositories/g%2fapp%2ftags%2fv1"),
+            "/repositories/{name}/tags/{tag}"
+        );
+        assert_eq!(
+            t("/p/repositories/g/app/history"),
+            "/repositories/{name}/history"
+        );
+        assert_eq!(t("/p/images/g/app/history"), "/images/{name}");
+        assert_eq!(t("/p/images/g/app/tags"), "/images/{name}/tags");
+        assert_eq!(t("/p/namespaces"), "/namespaces");
+        assert_eq!(t("/p/namespaces/g/sub"), "/namespaces/{path}");
+        assert_eq!(
+            t("/p/namespaces/g%2Fsub%2Fhistory"),
+            "/namespaces/{path}/history"
+        );
+        assert_eq!(t("/p/nope"), "unmatched");
+        assert_eq!(t("/health"), "unmatched", "outside the prefix");
+        // A name like `xtags` is not a tags collection.
+        assert_eq!(t("/p/repositories/g/xtags"), "/repositories/{name}");
+    }
+
+    #[test]
+    fn days_are_whole_positive_numbers() {
+        assert_eq!(parse_days(""), Ok(None));
+        assert_eq!(parse_days("embed=1&days=30"), Ok(Some(30)));
+        assert_eq!(parse_days("days=%207"), Ok(Some(7)));
+        for bad in [
+            "days=0",
+            "days=-1",
+            "days=x",
+            "days=",
+            "days=1.5",
+            "days=99999999999",
+        ] {
+            assert!(parse_days(bad).unwrap_err().contains("at least 1"), "{bad}");
+        }
+    }
 }
