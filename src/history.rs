@@ -98,6 +98,9 @@ struct Series {
     last: Option<Point>,
 }
 
+/// The longest encoding of one point (five varints of at most 10 bytes).
+const MAX_POINT_BYTES: usize = 50;
+
 /// What the first point of a series is encoded against.
 const ZERO: Point = Point {
     day: 0,
@@ -118,6 +121,36 @@ impl Series {
         }
     }
 
+    /// A series from its encoding (a compacted record), checked point by point: whole
+    /// varints, days strictly increasing. The bytes are kept as they are.
+    fn from_encoded(bytes: &[u8]) -> Option<Series> {
+        let mut series = Series::default();
+        let mut points = Points {
+            bytes,
+            at: 0,
+            previous: ZERO,
+        };
+        loop {
+            let start = points.at;
+            let Some(p) = points.next() else { break };
+            if let Some(last) = series.last {
+                if p.day <= last.day {
+                    return None;
+                }
+                series.before_last = Some(last);
+            } else {
+                series.first = Some(p);
+            }
+            series.last_start = start;
+            series.last = Some(p);
+        }
+        if points.at != bytes.len() {
+            return None;
+        }
+        series.bytes = bytes.to_vec();
+        Some(series)
+    }
+
     /// Adds the point of `p.day`, replacing the last one if it is of the same day. A
     /// point older than the last is ignored (the clock went back); returns whether kept.
     fn record(&mut self, p: Point) -> bool {
@@ -136,6 +169,9 @@ impl Series {
             }
         }
         let base = self.before_last.unwrap_or(ZERO);
+        // Exact growth: a series grows by one point a day, and doubling capacities would
+        // leave up to half of the history's memory as slack.
+        self.bytes.reserve_exact(MAX_POINT_BYTES);
         encode_point(&mut self.bytes, base, p);
         if self.last_start == 0 {
             self.first = Some(p);
@@ -587,18 +623,7 @@ impl State {
         match *payload.first()? {
             SERIES_RECORD => {
                 let (kind, name) = get_name(payload, &mut at)?;
-                let mut series = Series::default();
-                let mut points = Points {
-                    bytes: &payload[at..],
-                    at: 0,
-                    previous: ZERO,
-                };
-                for p in points.by_ref() {
-                    series.record(p);
-                }
-                if points.at != payload.len() - at {
-                    return None;
-                }
+                let series = Series::from_encoded(&payload[at..])?;
                 if let Some(last) = series.last {
                     self.last_day = Some(self.last_day.map_or(last.day, |d| d.max(last.day)));
                 }

@@ -339,3 +339,25 @@ fn growth_30d_of_repositories_and_namespaces_and_their_order() {
     use crate::usage::order::signed_sort_value as v;
     assert!(v(i64::MIN) < v(-100) && v(-100) < v(0) && v(0) < v(5) && v(5) < v(i64::MAX));
 }
+
+#[test]
+fn a_series_record_with_days_out_of_order_is_refused() {
+    let dir = TempDir::new("order");
+    let path = dir.0.join("h");
+    let mut payload = vec![SERIES_RECORD];
+    put_name(&mut payload, Kind::Repository, "a");
+    let p = |day| Point {
+        day,
+        numbers: Numbers::default(),
+    };
+    encode_point(&mut payload, ZERO, p(5));
+    encode_point(&mut payload, p(5), p(5));
+    let mut bytes = MAGIC.to_vec();
+    frame(&mut bytes, &payload);
+    std::fs::write(&path, &bytes).unwrap();
+    let h = History::open(&path, 400, 5).unwrap();
+    assert_eq!(h.points(Kind::Repository, "a", None), None);
+    // A good one is kept byte for byte.
+    let good = Series::from_encoded(&payload[4..payload.len() - 5]).unwrap();
+    assert_eq!(good.points().collect::<Vec<_>>(), vec![p(5)]);
+}
