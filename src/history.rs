@@ -417,6 +417,8 @@ impl History {
                 .map_err(|e| format!("history file {}: cannot rewrite it: {e}", path.display()))?;
         }
         drop(state);
+        // The file was read whole: give its buffer back to the kernel.
+        crate::memory::release();
         Ok(history)
     }
 
