@@ -80,6 +80,8 @@ fn load(path: &str, today: u32) {
 }
 
 fn main() {
+    // As the service does first thing, so the RSS numbers are the service's.
+    gitlab_registry_usage_rest::memory::tune();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("load") {
         return load(&args[2], args[3].parse().unwrap());
