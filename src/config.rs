@@ -53,6 +53,7 @@ pub struct Config {
     pub jwt: Jwt,
     pub registry: Registry,
     pub htpasswd: Htpasswd,
+    pub metrics: Metrics,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +83,20 @@ pub struct General {
     pub send_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
+    pub history_days: u32,
+    /// `None`: the history is kept in memory only.
+    pub history_file: Option<PathBuf>,
+}
+
+/// `[metrics]`: who may scrape `/metrics` and how much it shows.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub enabled: bool,
+    /// Empty: nobody without the token.
+    pub allow: CidrList,
+    pub bearer_token_file: Option<PathBuf>,
+    pub namespace_depth: u32,
+    pub top_repositories: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -356,6 +371,16 @@ impl Reader<'_> {
         ))
     }
 
+    fn cidr_list(&self, section: &str, key: &str) -> Result<CidrList, ConfigError> {
+        self.raw(section, key)
+            .parse()
+            .map_err(|e: crate::cidr::CidrError| {
+                let expected =
+                    format!("entry {e}; expected addresses or CIDR ranges such as 10.0.0.0/8, ::1");
+                self.invalid(section, key, &expected)
+            })
+    }
+
     fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
         let v = self.raw(section, key).trim();
         (!v.is_empty()).then(|| PathBuf::from(v))
@@ -521,17 +546,7 @@ impl Config {
             tls_key_file: r.path("general", "tls_key_file"),
             cors_origin: r.raw("general", "cors_origin").trim().to_string(),
             auth_backend,
-            trusted_proxies: r.raw("general", "trusted_proxies").parse().map_err(
-                |e: crate::cidr::CidrError| {
-                    r.invalid(
-                        "general",
-                        "trusted_proxies",
-                        &format!(
-                            "entry {e}; expected addresses or CIDR ranges such as 10.0.0.0/8, ::1"
-                        ),
-                    )
-                },
-            )?,
+            trusted_proxies: r.cidr_list("general", "trusted_proxies")?,
             request_header_timeout: r.duration("general", "request_header_timeout")?,
             keepalive_timeout: r.duration("general", "keepalive_timeout")?,
             send_timeout: r.duration("general", "send_timeout")?,
@@ -542,6 +557,14 @@ impl Config {
                 1usize,
                 1_000_000,
             )?,
+            history_days: r.number("general", "history_days", 1u32, 100_000)?,
+            history_file: r.path("general", "history_file").or_else(|| {
+                r.path("general", "snapshot_file").map(|p| {
+                    let mut name = p.into_os_string();
+                    name.push(".history");
+                    PathBuf::from(name)
+                })
+            }),
         };
         if general.tls_certificate_file.is_some() != general.tls_key_file.is_some() {
             return Err(ConfigError(
@@ -621,12 +644,20 @@ impl Config {
                 "[general] auth_backend = htpasswd needs [htpasswd] file = <path to a bcrypt htpasswd file>".into(),
             ));
         }
+        let metrics = Metrics {
+            enabled: r.boolean("metrics", "enabled")?,
+            allow: r.cidr_list("metrics", "allow")?,
+            bearer_token_file: r.path("metrics", "bearer_token_file"),
+            namespace_depth: r.number("metrics", "namespace_depth", 0u32, 1000)?,
+            top_repositories: r.number("metrics", "top_repositories", 0usize, 1_000_000)?,
+        };
         Ok(Config {
             general,
             ldap,
             jwt,
             registry,
             htpasswd,
+            metrics,
         })
     }
 
@@ -858,7 +889,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "[extra]: unknown section (known: [general], [ldap], [jwt], [registry], [htpasswd])",
+                "[extra]: unknown section (known: [general], [ldap], [jwt], [registry], [htpasswd], [metrics])",
                 "[general] colour: unknown key (known: those --print-default-config lists)",
                 "[general] refresh_intervall: unknown key; did you mean refresh_interval?",
                 "[ldap] concurrency: unknown key; did you mean [registry] concurrency?",
@@ -906,6 +937,46 @@ mod tests {
         assert!(check_secret("short").is_err());
         assert!(check_secret(&"ab".repeat(20)).is_err());
         assert!(check_secret("Zq3vN8xK1pL7mW2rT9yB4cF6hJ0dS5gA").is_ok());
+    }
+
+    #[test]
+    fn metrics_and_history_keys() {
+        let (c, _) = Config::parse("").unwrap();
+        assert!(c.metrics.enabled);
+        assert!(c.metrics.allow.contains("127.0.0.9".parse().unwrap()));
+        assert!(c.metrics.allow.contains("::1".parse().unwrap()));
+        assert!(!c.metrics.allow.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            (c.metrics.namespace_depth, c.metrics.top_repositories),
+            (1, 0)
+        );
+        assert_eq!(c.general.history_days, 400);
+        assert!(
+            c.general.history_file.is_none(),
+            "no snapshot file: in memory"
+        );
+        let (c, _) = Config::parse("[general]\nsnapshot_file = /var/lib/x/snap.json\n").unwrap();
+        assert_eq!(
+            c.general.history_file.as_deref(),
+            Some(std::path::Path::new("/var/lib/x/snap.json.history"))
+        );
+        let (c, _) = Config::parse(
+            "[general]\nsnapshot_file = /a/s\nhistory_file = /b/h\n[metrics]\nallow =\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.general.history_file.as_deref(),
+            Some(std::path::Path::new("/b/h"))
+        );
+        assert!(c.metrics.allow.is_empty(), "empty: nobody");
+        let e = Config::parse("[metrics]\nallow = 10.0.0.1/8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("[metrics] allow = \"10.0.0.1/8\""), "{e}");
+        let e = Config::parse("[general]\nhistory_days = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("history_days"), "{e}");
     }
 
     #[test]

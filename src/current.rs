@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use crate::history::History;
 use crate::snapshot::Snapshot;
 use crate::usage::Usage;
 
@@ -19,6 +20,16 @@ pub struct Current {
 impl Current {
     pub fn new(snapshot: Arc<Snapshot>) -> Current {
         let usage = Usage::of(&snapshot);
+        Current { snapshot, usage }
+    }
+
+    /// With `growth_30d` from `history` (the points at least 30 days before the
+    /// snapshot's day).
+    pub fn with_history(snapshot: Arc<Snapshot>, history: &History) -> Current {
+        let day = crate::history::day_of(snapshot.timestamp);
+        let usage = Usage::with_growth(&snapshot, &|kind, name| {
+            history.growth_base(kind, name, day)
+        });
         Current { snapshot, usage }
     }
 }
@@ -46,7 +57,12 @@ impl Shared {
 
     /// Builds the index of `snapshot` (before taking the lock), then swaps both in.
     pub fn set(&self, snapshot: Arc<Snapshot>) {
-        let current = Arc::new(Current::new(snapshot));
+        self.set_current(Current::new(snapshot));
+    }
+
+    /// Swaps in a generation built by the caller (e.g. [`Current::with_history`]).
+    pub fn set_current(&self, current: Current) {
+        let current = Arc::new(current);
         let old = self
             .current
             .write()

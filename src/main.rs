@@ -15,7 +15,7 @@ use gitlab_registry_usage_rest::config::{self, Config, Role};
 use gitlab_registry_usage_rest::registry::Client;
 use gitlab_registry_usage_rest::snapshot::Shared;
 use gitlab_registry_usage_rest::usage::{report, Usage};
-use gitlab_registry_usage_rest::{http, log, refresh, replica, scan};
+use gitlab_registry_usage_rest::{history, http, log, refresh, replica, scan};
 
 #[derive(FromArgs)]
 /// Scan a GitLab container registry for the disk space its repositories and tags use, and
@@ -275,6 +275,27 @@ fn serve(config: Config) -> ExitCode {
     // Block SIGTERM/SIGINT before any thread starts, so only `wait_for_signal` sees them.
     let signals = block_signals();
 
+    let scrape_token = match &config.metrics.bearer_token_file {
+        Some(path) => match gitlab_registry_usage_rest::metrics::ScrapeToken::load(path) {
+            Ok(t) => Some(t),
+            Err(e) => return fail("refusing to start", &e),
+        },
+        None => None,
+    };
+    // Like the snapshot file, a history file that cannot be used costs the file, not the
+    // service: the points are kept in memory and the problem is logged.
+    let history = match history::open(&config.general) {
+        Ok(h) => Arc::new(h),
+        Err(e) => {
+            gitlab_registry_usage_rest::log!(
+                error,
+                "cannot use the history file; the usage history is kept in memory only",
+                error = e
+            );
+            Arc::new(history::History::in_memory(config.general.history_days))
+        }
+    };
+
     let shared = Arc::new(Shared::default());
     // What the background thread does: scan (collector, both) or follow the collector's
     // file (reader, which builds no registry client at all).
@@ -294,18 +315,16 @@ fn serve(config: Config) -> ExitCode {
                 Err(e) => return fail("refusing to start", &e),
             };
             if let Some(path) = file {
-                refresh::load_snapshot_file(path, &shared);
+                refresh::load_snapshot_file(path, &shared, &history);
             }
             Background::Refresh(Box::new(client))
         }
     };
     let config = Arc::new(config);
-    let app = Arc::new(http::App::new(
-        config.clone(),
-        shared.clone(),
-        authenticator,
-        tokens,
-    ));
+    let app = http::App::new(config.clone(), shared.clone(), authenticator, tokens)
+        .with_history_and_token(Arc::clone(&history), scrape_token);
+    let metrics = app.metrics();
+    let app = Arc::new(app);
     let running = match http::start(app) {
         Ok(r) => r,
         Err(e) => {
@@ -337,6 +356,8 @@ fn serve(config: Config) -> ExitCode {
                 interval: config.general.refresh_interval,
                 concurrency: config.registry.concurrency,
                 snapshot_file: config.general.snapshot_file.clone(),
+                metrics,
+                history,
             };
             std::thread::Builder::new()
                 .name("refresh".into())

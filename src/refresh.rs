@@ -4,7 +4,8 @@
 //! the previous snapshot, logs one line, and is retried with a growing delay (never
 //! longer than the interval). A panic inside a scan is caught and treated the same way:
 //! the loop never dies. After each successful scan the snapshot is swapped in and, when
-//! `snapshot_file` is set, written to disk atomically.
+//! `snapshot_file` is set, written to disk atomically; its numbers become the day's point
+//! of the usage history, and `/metrics` learns how the scan went.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::current::Current;
+use crate::history::History;
 use crate::registry::Client;
 use crate::scan;
 use crate::snapshot::{self, Shared};
@@ -24,15 +27,20 @@ pub struct Refresh {
     pub interval: Duration,
     pub concurrency: usize,
     pub snapshot_file: Option<PathBuf>,
+    /// Told about every scan (its duration, the client's request counters).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Gets the numbers of every successful scan as the point of its day.
+    pub history: Arc<crate::history::History>,
 }
 
 /// First delay after a failed scan; doubled per further failure, capped at the interval.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 
-/// Load the snapshot file, if configured, so the service can serve at once, after
-/// removing the temporary files a killed service left beside it. A missing, corrupt or
+/// Load the snapshot file, if configured, so the service can serve at once (with
+/// `growth_30d` from `history`, which gets it as its day's point), after removing the
+/// temporary files a killed service left beside it. A missing, corrupt or
 /// foreign file is logged and ignored.
-pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
+pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared, history: &History) {
     for (file, outcome) in snapshot::remove_stale_temporaries(path) {
         match outcome {
             Ok(()) => crate::log!(
@@ -58,7 +66,9 @@ pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared) {
                 tags = s.totals.tag_count,
                 timestamp = s.timestamp
             );
-            shared.set(Arc::new(s));
+            let current = Current::with_history(Arc::new(s), history);
+            history.record_scan(&current, crate::history::day_of(current.snapshot.timestamp));
+            shared.set_current(current);
         }
         Err(snapshot::LoadError::NotFound(_)) => crate::log!(
             info,
@@ -90,7 +100,14 @@ fn finish_scan(
         Ok(Ok(report)) => {
             report.log();
             let snapshot = Arc::new(report.snapshot);
-            r.shared.set(snapshot.clone());
+            r.shared
+                .set_current(Current::with_history(snapshot.clone(), &r.history));
+            r.metrics
+                .scan_succeeded(report.duration, r.client.stats.counts());
+            if let Some(current) = r.shared.get() {
+                r.history
+                    .record_scan(&current, crate::history::day_of(current.snapshot.timestamp));
+            }
             if let Some(path) = &r.snapshot_file {
                 if let Err(e) = snapshot::save(&snapshot, path) {
                     let msg = if e.replaced() {
@@ -104,6 +121,7 @@ fn finish_scan(
             true
         }
         Ok(Err(e)) => {
+            r.metrics.scan_failed(r.client.stats.counts());
             crate::log!(
                 error,
                 "scan failed; keeping the previous snapshot",
@@ -112,6 +130,7 @@ fn finish_scan(
             false
         }
         Err(_) => {
+            r.metrics.scan_failed(r.client.stats.counts());
             crate::log!(
                 error,
                 "scan failed with an internal error (panic); keeping the previous snapshot"

@@ -8,10 +8,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::push::{Format, PushAuth, Pusher};
 use support::registry::{Registry, RegistryAuth};
-use support::service::start_service;
-use support::TempDir;
+use support::{scraped as service, TempDir};
 
 /// The version `.ci/run` installs.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
@@ -39,29 +37,20 @@ fn require_schemathesis() -> PathBuf {
 fn the_live_api_conforms_to_its_openapi_document() {
     let schemathesis = require_schemathesis();
     let registry = Registry::start(RegistryAuth::None);
-    let pusher = Pusher::new(&registry.url, PushAuth::None);
-    let base = vec![b'b'; 3000];
     // The names the document gives as examples, so generated requests reach real data.
-    pusher.image("group/app", "v1", &[&base, &[1u8; 100]], Format::Oci);
-    pusher.image("group/app", "v2", &[&base, &[2u8; 200]], Format::Docker);
-    pusher.image(
-        "group/sub/tool",
-        "latest",
-        &[&base, &[3u8; 30]],
-        Format::Oci,
-    );
-    pusher.image("solo", "v1", &[&[4u8; 40]], Format::Docker);
+    service::push_example_images(&registry);
 
     let dir = TempDir::new("contract");
-    let service = start_service(dir.path(), &registry.url, ("admin", "pw"), "");
+    let service = service::start(dir.path(), &registry.url, "", "");
     service.wait_for_data();
-    let token = service.token("admin", "pw");
+    let token = service.login();
+    let port = service.port;
 
     let out = Command::new(schemathesis)
         .current_dir(dir.path())
         .arg("run")
         .arg(manifest_dir().join("docs/openapi.yaml"))
-        .args(["--url", &service.url])
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
         .args(["-H", &format!("Authorization: Bearer {token}")])
         .args([
             "--checks",

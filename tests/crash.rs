@@ -32,11 +32,15 @@ fn write_config(dir: &Path, registry: &str, port: u16, snapshot_file: &Path) -> 
         format!(
             "[general]\nsocket_port = {port}\nauth_backend = htpasswd\nrefresh_interval = 1 second\n\
              snapshot_file = {}\n\
+             history_file = {}\n\
              [jwt]\nsecret_key = {SECRET}\n\
              [htpasswd]\nfile = {}\n\
              [registry]\nregistry_base_url = {registry}\nusername = x\naccess_token = y\n\
              request_timeout = 10s\nconcurrency = 8\n",
             snapshot_file.display(),
+            // beside the config, not on the test's small disk: the full-disk test is
+            // about the snapshot file (the history says the same about its own file)
+            dir.join("history").display(),
             htpasswd.display()
         ),
     )

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gitlab_registry_usage_rest::config::Config;
+use gitlab_registry_usage_rest::history::{History, Kind};
+use gitlab_registry_usage_rest::metrics::{Limits, Metrics};
 use gitlab_registry_usage_rest::refresh::{scan_once, Refresh};
 use gitlab_registry_usage_rest::registry::{Client, Error, Policy};
 use gitlab_registry_usage_rest::scan::scan;
@@ -236,12 +238,18 @@ fn registry_down_keeps_the_old_snapshot_and_the_next_scan_recovers() {
     fake.on("GET", "/v2/_catalog", vec![Reply::catalog(&["a"])]);
     image(&fake, "a", "1", &[blob(1, 10)]);
     let shared = Arc::new(Shared::default());
+    let limits = Limits {
+        namespace_depth: 1,
+        top_repositories: 0,
+    };
     let refresh = Refresh {
         client: client(&fake.url),
         shared: shared.clone(),
         interval: Duration::from_secs(3600),
         concurrency: 2,
         snapshot_file: None,
+        metrics: Arc::new(Metrics::new(&["unmatched"], limits)),
+        history: Arc::new(History::in_memory(400)),
     };
     assert!(scan_once(&refresh));
     let before = shared.snapshot().unwrap();
@@ -268,6 +276,27 @@ fn registry_down_keeps_the_old_snapshot_and_the_next_scan_recovers() {
     let after = shared.snapshot().unwrap();
     assert_ne!(after.generation, before.generation);
     assert_eq!(after.repository("a").unwrap().size, Some(15));
+
+    // /metrics counts the failed scan; the history has the day's last scan only.
+    let text = refresh.metrics.render(shared.get().as_deref());
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("gitlab_registry_usage_{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("scan_failures_total"),
+        "gitlab_registry_usage_scan_failures_total 1"
+    );
+    assert_eq!(
+        line("logical_bytes"),
+        "gitlab_registry_usage_logical_bytes 15"
+    );
+    assert!(text.contains("gitlab_registry_usage_scan_requests_total{kind=\"retries\"} "));
+    let points = refresh.history.points(Kind::Repository, "a", None).unwrap();
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0].numbers.size, 15);
 }
 
 #[test]
@@ -749,6 +778,14 @@ fn a_registry_that_dies_mid_scan_trips_the_breaker_and_the_old_snapshot_stays() 
         interval: Duration::from_secs(3600),
         concurrency: CONCURRENCY,
         snapshot_file: None,
+        metrics: Arc::new(Metrics::new(
+            &["unmatched"],
+            Limits {
+                namespace_depth: 1,
+                top_repositories: 0,
+            },
+        )),
+        history: Arc::new(History::in_memory(400)),
     };
     assert!(scan_once(&refresh), "the first scan succeeds");
     let before = shared.snapshot().unwrap();

@@ -292,20 +292,11 @@ fn base64(input: &[u8]) -> String {
 
 /// UTC seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 fn rfc3339(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
+    let days = (seconds / 86_400) as u32;
     let rest = seconds % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        "{}T{:02}:{:02}:{:02}Z",
+        gitlab_registry_usage_rest::history::date(days),
         rest / 3600,
         rest / 60 % 60,
         rest % 60

@@ -49,7 +49,7 @@ const fn original(
 }
 
 /// The sections, in the order they are printed.
-pub const SECTIONS: &[&str] = &["general", "ldap", "jwt", "registry", "htpasswd"];
+pub const SECTIONS: &[&str] = &["general", "ldap", "jwt", "registry", "htpasswd", "metrics"];
 
 /// All keys, grouped by section in [`SECTIONS`] order.
 pub const KEYS: &[Key] = &[
@@ -151,6 +151,18 @@ pub const KEYS: &[Key] = &[
         "max_connections_per_client",
         "64",
         "Connections one client address (IPv6: one /64) may hold; past it a new one is closed at once.",
+    ),
+    key(
+        "general",
+        "history_days",
+        "400",
+        "Days of usage history kept (one point per day: the day's last successful scan).",
+    ),
+    key(
+        "general",
+        "history_file",
+        "",
+        "Where the usage history is kept (empty: <snapshot_file>.history, or in memory only without a snapshot_file).",
     ),
     original(
         "ldap",
@@ -283,6 +295,36 @@ pub const KEYS: &[Key] = &[
         "file",
         "",
         "bcrypt htpasswd file (htpasswd -B) used when auth_backend = htpasswd.",
+    ),
+    key(
+        "metrics",
+        "enabled",
+        "true",
+        "Serve Prometheus metrics at /metrics.",
+    ),
+    key(
+        "metrics",
+        "allow",
+        "127.0.0.0/8, ::1",
+        "Who may scrape /metrics without a token (CIDR ranges or addresses; empty: nobody).",
+    ),
+    key(
+        "metrics",
+        "bearer_token_file",
+        "",
+        "File holding a token a scraper may present as Authorization: Bearer <token> (empty: none).",
+    ),
+    key(
+        "metrics",
+        "namespace_depth",
+        "1",
+        "Namespace levels with namespace_* series (1: top-level namespaces only; 0: none).",
+    ),
+    key(
+        "metrics",
+        "top_repositories",
+        "0",
+        "How many repositories, the largest by exclusive bytes, get repository_* series.",
     ),
 ];
 

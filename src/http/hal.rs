@@ -99,6 +99,8 @@ pub trait Sink {
         self.u64_field(key, None);
     }
     fn f64_field(&mut self, key: &str, value: f64);
+    /// A signed byte count (a growth); `None` is `null`.
+    fn i64_field(&mut self, key: &str, value: Option<i64>);
     fn begin_links(&mut self);
     fn link(&mut self, rel: &str, href: &Href<'_>, title: Option<&str>);
     fn begin_link_list(&mut self, rel: &str);
@@ -259,6 +261,11 @@ pub fn repository<S: Sink>(
         );
         s.u64_field("exclusive_size", numbers.map(|(u, _)| u.exclusive_size));
         s.u64_field("tag_count", numbers.map(|(_, t)| t));
+        let growth = n
+            .snapshot
+            .index_of(repo)
+            .and_then(|r| n.usage.repository_growth(r));
+        s.i64_field("growth_30d", growth);
     }
     if let Some(error) = &repo.error {
         s.str_field("error", error);
@@ -423,6 +430,7 @@ pub fn namespace<S: Sink>(
     s.u64_field("repository_count", Some(ns.repository_count));
     s.u64_field("tag_count", Some(ns.tag_count));
     s.u64_field("failed_repository_count", Some(ns.failed_repository_count));
+    s.i64_field("growth_30d", ns.growth_30d);
     count_field(s, listing);
     let entries = match listing {
         Some(l) => l.items.clone(),
@@ -509,6 +517,18 @@ pub struct Json {
 }
 
 impl Json {
+    /// A number field, `null` for `None`.
+    fn number_field<T: serde::Serialize>(&mut self, key: &str, value: Option<T>) {
+        self.key(key);
+        self.before_value();
+        match value {
+            Some(n) => {
+                let _ = serde_json::to_writer(&mut self.out, &n);
+            }
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
     pub fn with_capacity(capacity: usize) -> Json {
         Json {
             out: Vec::with_capacity(capacity),
@@ -615,14 +635,11 @@ impl Sink for Json {
     }
 
     fn u64_field(&mut self, key: &str, value: Option<u64>) {
-        self.key(key);
-        self.before_value();
-        match value {
-            Some(n) => {
-                let _ = serde_json::to_writer(&mut self.out, &n);
-            }
-            None => self.out.extend_from_slice(b"null"),
-        }
+        self.number_field(key, value);
+    }
+
+    fn i64_field(&mut self, key: &str, value: Option<i64>) {
+        self.number_field(key, value);
     }
 
     fn f64_field(&mut self, key: &str, value: f64) {

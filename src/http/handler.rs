@@ -17,6 +17,7 @@ use crate::auth::{basic::parse_basic, LoginError};
 use crate::cidr::CidrList;
 use crate::config::Role;
 use crate::current::Current;
+use crate::history::Kind as HistoryKind;
 use crate::snapshot::Repository;
 
 use super::cache::{Body, ETag, Key, Rendered, ResourceKey};
@@ -257,6 +258,7 @@ enum Handler {
     OpenApi,
     /// The dashboard's page (or the API root) and its assets.
     Dashboard,
+    Metrics,
     Data,
 }
 
@@ -264,9 +266,10 @@ fn handler_of(route: &Route<'_>) -> (Handler, &'static str) {
     match route {
         Route::Health => (Handler::Health, READ_METHODS),
         Route::OpenApi => (Handler::OpenApi, READ_METHODS),
+        Route::Metrics => (Handler::Metrics, READ_METHODS),
         Route::AuthToken => (Handler::Login, LOGIN_METHODS),
         Route::Root | Route::Asset(_) => (Handler::Dashboard, READ_METHODS),
-        Route::Api { .. } | Route::Namespaces { .. } | Route::Unknown => {
+        Route::Api { .. } | Route::Namespaces { .. } | Route::History | Route::Unknown => {
             (Handler::Data, READ_METHODS)
         }
     }
@@ -296,6 +299,7 @@ impl App {
             (Handler::Dashboard, Method::Get | Method::Head) => {
                 dashboard::serve(&self.config.general.server_prefix, &request)
             }
+            (Handler::Metrics, Method::Get | Method::Head) => self.metrics_reply(rq, &request),
             (Handler::Data, Method::Get | Method::Head) => self.api(rq, &request),
             _ => Reply::method_not_allowed(allow),
         };
@@ -495,7 +499,43 @@ impl App {
     /// Everything under `/repositories` and `/namespaces` (and unknown paths): token
     /// first, so that an unauthenticated client learns nothing, not even whether a name
     /// exists.
-    fn api(&self, rq: &Incoming<'_>, request: &Request<'_>) -> Reply {
+    /// `/metrics`: to addresses in `[metrics] allow` (the client's, as the limiter sees
+    /// it behind trusted proxies) and to scrapers presenting the token of
+    /// `[metrics] bearer_token_file`; 403 for anyone else, 404 when disabled.
+    fn metrics_reply(&self, rq: &Incoming<'_>, request: &Request<'_>) -> Reply {
+        let m = &self.config.metrics;
+        if !m.enabled {
+            return Reply::not_found(request.path);
+        }
+        let client = client_address(
+            rq.peer,
+            rq.forwarded_for,
+            &self.config.general.trusted_proxies,
+        );
+        let allowed = m.allow.contains(client)
+            || self
+                .scrape_token
+                .as_ref()
+                .is_some_and(|t| t.accepts(rq.authorization));
+        if !allowed {
+            return Reply::message(
+                403,
+                "Scraping /metrics is allowed only from the addresses of [metrics] allow or with the token of [metrics] bearer_token_file",
+            );
+        }
+        let current = self.snapshots.get();
+        let text = self.metrics.render(current.as_deref());
+        Reply::new(
+            200,
+            crate::metrics::CONTENT_TYPE,
+            Body::Owned(text.into_bytes()),
+        )
+        .header("Cache-Control", "no-store")
+    }
+
+    /// The 401 for a missing or bad token, if it is one.
+    /// A browser (`html`) gets a page that says where to log in.
+    fn refuse_token(&self, rq: &Incoming<'_>, html: bool) -> Option<Reply> {
         if let Err(e) = self.check_token(rq.authorization) {
             let missing = !rq.authorization.is_some_and(|a| !a.trim().is_empty());
             let challenge = if missing {
@@ -503,17 +543,64 @@ impl App {
             } else {
                 "Bearer error=\"invalid_token\""
             };
-            if request.html {
+            if html {
                 let prefix = &self.config.general.server_prefix;
-                return dashboard::login_required(prefix, e.status, e.msg)
-                    .header("WWW-Authenticate", challenge);
+                return Some(
+                    dashboard::login_required(prefix, e.status, e.msg)
+                        .header("WWW-Authenticate", challenge),
+                );
             }
             let mut out = Vec::with_capacity(e.msg.len() + 12);
             out.extend_from_slice(b"{\"msg\":");
             write_json_string(&mut out, e.msg);
             out.push(b'}');
-            return Reply::new(e.status, JSON, Body::Owned(out))
-                .header("WWW-Authenticate", challenge);
+            return Some(
+                Reply::new(e.status, JSON, Body::Owned(out)).header("WWW-Authenticate", challenge),
+            );
+        }
+        None
+    }
+
+    /// `{"name", "points": [...]}` of one series, or 404.
+    fn history_reply(&self, rq: &Incoming<'_>, kind: HistoryKind, name: &str, href: &str) -> Reply {
+        let days = match router::parse_days(router::split_target(rq.target).1) {
+            Ok(days) => days,
+            Err(message) => return Reply::message(400, &message),
+        };
+        let Some(points) = self.history.points(kind, name, days) else {
+            return Reply::not_found(href);
+        };
+        let mut out = Vec::with_capacity(64 + points.len() * 120);
+        out.extend_from_slice(b"{\"name\":");
+        write_json_string(&mut out, name);
+        out.extend_from_slice(b",\"points\":[");
+        for (i, p) in points.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let n = p.numbers;
+            out.extend_from_slice(
+                format!(
+                    "{{\"date\":\"{}\",\"size\":{},\"deduplicated_size\":{},\"exclusive_size\":{},\"tag_count\":{}}}",
+                    crate::history::date(p.day),
+                    n.size,
+                    n.deduplicated_size,
+                    n.exclusive_size,
+                    n.tag_count
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"]}");
+        Reply::new(200, JSON, Body::Owned(out))
+    }
+
+    fn api(&self, rq: &Incoming<'_>, request: &Request<'_>) -> Reply {
+        if let Some(refused) = self.refuse_token(rq, request.html) {
+            return refused;
+        }
+        if let Route::History = request.route {
+            return self.history_reply(rq, HistoryKind::Registry, "", request.path);
         }
         let Some(current) = self.snapshots.get() else {
             return Reply::message(
@@ -536,7 +623,23 @@ impl App {
         let resource = match resolved {
             Ok(resource) => resource,
             Err(NotFound::BadPath(e)) => return Reply::message(400, e.message()),
-            Err(NotFound::Missing(href)) => return Reply::not_found(&href),
+            Err(NotFound::Missing(href)) => {
+                // Not a resource of the snapshot: maybe `<name>/history` (a deleted
+                // repository keeps its history until it ages out).
+                let (kind, rest) = match request.route {
+                    Route::Api {
+                        collection: Collection::Repositories,
+                        rest,
+                    } => (HistoryKind::Repository, rest),
+                    Route::Namespaces { rest } => (HistoryKind::Namespace, rest),
+                    _ => (HistoryKind::Registry, None),
+                };
+                let name = rest.and_then(|r| crate::percent::decode_path(r).ok());
+                if let Some(of) = name.as_deref().and_then(router::history_of) {
+                    return self.history_reply(rq, kind, of, &href);
+                }
+                return Reply::not_found(&href);
+            }
         };
         let accepted = resource.sort_keys();
         let options = match &request.options {

@@ -150,6 +150,18 @@ impl Sink for Html {
         self.out.push_str("</td></tr>\n");
     }
 
+    fn i64_field(&mut self, key: &str, value: Option<i64>) {
+        match value {
+            Some(n) => {
+                self.field_row(key);
+                let sign = if n < 0 { "-" } else { "+" };
+                let human = crate::usage::human_bytes(n.unsigned_abs());
+                let _ = writeln!(self.out, "<td class=\"n\">{n} ({sign}{human})</td></tr>");
+            }
+            None => self.u64_field(key, None),
+        }
+    }
+
     fn u64_field(&mut self, key: &str, value: Option<u64>) {
         self.field_row(key);
         match value {

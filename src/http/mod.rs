@@ -50,6 +50,10 @@ pub struct App {
     /// `<server_prefix>/namespaces`, the bases of links.
     bases: [String; 3],
     headers: server::FixedHeaders,
+    metrics: Arc<crate::metrics::Metrics>,
+    history: Arc<crate::history::History>,
+    /// `[metrics] bearer_token_file`, read at start.
+    scrape_token: Option<crate::metrics::ScrapeToken>,
 }
 
 impl App {
@@ -66,6 +70,14 @@ impl App {
             format!("{prefix}/namespaces"),
         ];
         let headers = server::FixedHeaders::new(&config.general.cors_origin);
+        let limits = crate::metrics::Limits {
+            namespace_depth: config.metrics.namespace_depth,
+            top_repositories: config.metrics.top_repositories,
+        };
+        let metrics = Arc::new(crate::metrics::Metrics::new(router::TEMPLATES, limits));
+        let history = Arc::new(crate::history::History::in_memory(
+            config.general.history_days,
+        ));
         App {
             config,
             snapshots,
@@ -77,7 +89,33 @@ impl App {
             cache: cache::RenderCache::default(),
             bases,
             headers,
+            metrics,
+            history,
+            scrape_token: None,
         }
+    }
+
+    /// Serve `history` (the one the refresh thread records into) instead of an empty
+    /// in-memory one, and accept `token` at `/metrics`.
+    pub fn with_history_and_token(
+        mut self,
+        history: Arc<crate::history::History>,
+        token: Option<crate::metrics::ScrapeToken>,
+    ) -> App {
+        self.history = history;
+        self.scrape_token = token;
+        self
+    }
+
+    /// The counters `/metrics` shows, for the refresh thread to report scans into.
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The route template (index into `router::TEMPLATES`) a request target counts under.
+    fn template_of(&self, target: &str) -> usize {
+        let (path, _) = router::split_target(target);
+        router::template(&router::route(&self.config.general.server_prefix, path))
     }
 
     fn base(&self, collection: router::Collection) -> &str {

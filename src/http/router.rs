@@ -27,6 +27,10 @@ pub enum Route<'a> {
     AuthToken,
     /// `/openapi.json`: the API's contract (no login: it holds no data).
     OpenApi,
+    /// `/metrics`: Prometheus (its own access rule, `[metrics] allow`).
+    Metrics,
+    /// `/history`: the registry's usage history.
+    History,
     /// `/repositories` (rest `None`) or `/repositories/<rest>`, `rest` still encoded.
     Api {
         collection: Collection,
@@ -71,6 +75,8 @@ pub fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
         "/auth_token" => return Route::AuthToken,
         "/openapi.json" => return Route::OpenApi,
         "/" | "" => return Route::Root,
+        "/metrics" => return Route::Metrics,
+        "/history" => return Route::History,
         _ => {}
     }
     if let Some(file) = path.strip_prefix("/dashboard/") {
@@ -98,6 +104,100 @@ pub fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
     match under("/namespaces") {
         Some(rest) => Route::Namespaces { rest },
         None => Route::Unknown,
+    }
+}
+
+/// The route templates `http_requests_total` counts by (never raw paths, so the label's
+/// values are bounded); the last is everything else.
+pub const TEMPLATES: &[&str] = &[
+    "/health",
+    "/auth_token",
+    "/openapi.json",
+    "/metrics",
+    "/history",
+    "/repositories",
+    "/repositories/{name}",
+    "/repositories/{name}/tags",
+    "/repositories/{name}/tags/{tag}",
+    "/repositories/{name}/history",
+    "/images",
+    "/images/{name}",
+    "/images/{name}/tags",
+    "/images/{name}/tags/{tag}",
+    "/namespaces",
+    "/namespaces/{path}",
+    "/namespaces/{path}/history",
+    "/",
+    "/dashboard/{asset}",
+    "unmatched",
+];
+
+/// Index into [`TEMPLATES`] of a route, told by the shape of the path alone (no
+/// snapshot lookup: a repository whose name ends in `/tags` counts as a tags collection).
+pub fn template(route: &Route<'_>) -> usize {
+    // Without allocating: `/` may be sent raw or as `%2F` / `%2f`.
+    let ends_with_segment = |rest: &str, segment: &str| {
+        rest.strip_suffix(segment).is_some_and(|before| {
+            before.ends_with('/')
+                || before
+                    .get(before.len().saturating_sub(3)..)
+                    .is_some_and(|t| t.eq_ignore_ascii_case("%2f"))
+        })
+    };
+    let shape = |rest: &str| {
+        if ends_with_segment(rest, "history") {
+            3
+        } else if ends_with_segment(rest, "tags") {
+            1
+        } else if ["/tags/", "%2Ftags%2F", "%2ftags%2f"]
+            .iter()
+            .any(|t| rest.contains(t))
+        {
+            2
+        } else {
+            0
+        }
+    };
+    match route {
+        Route::Health => 0,
+        Route::AuthToken => 1,
+        Route::OpenApi => 2,
+        Route::Metrics => 3,
+        Route::History => 4,
+        Route::Api {
+            collection: Collection::Repositories,
+            rest,
+        } => rest.map_or(5, |r| 6 + shape(r)),
+        Route::Api {
+            collection: Collection::Images,
+            rest,
+        } => rest.map_or(10, |r| match shape(r) {
+            3 => 11,
+            s => 11 + s,
+        }),
+        Route::Namespaces { rest } => rest.map_or(14, |r| if shape(r) == 3 { 16 } else { 15 }),
+        Route::Root => 17,
+        Route::Asset(_) => 18,
+        Route::Unknown => TEMPLATES.len() - 1,
+    }
+}
+
+/// The name before `/history` when `name` (decoded) ends with it.
+pub fn history_of(name: &str) -> Option<&str> {
+    name.strip_suffix("/history").filter(|n| !n.is_empty())
+}
+
+/// `?days=N` of a history request: `Ok(None)` without it.
+pub fn parse_days(query: &str) -> Result<Option<u32>, String> {
+    let Some(value) = query.split('&').find_map(|pair| pair.strip_prefix("days=")) else {
+        return Ok(None);
+    };
+    let value = decode_query_component(value);
+    match value.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(format!(
+            "days = {value:?}: expected a whole number of days, at least 1"
+        )),
     }
 }
 
@@ -650,5 +750,60 @@ mod tests {
         assert_eq!(found(&s, "%3Cscript%3E"), "404 /r/%3Cscript%3E");
         assert_eq!(found(&s, "bad%zz"), "400 BadEscape");
         assert_eq!(found(&s, "bad%ff"), "400 NotUtf8");
+    }
+
+    #[test]
+    fn request_counters_use_route_templates_never_paths() {
+        let t = |path: &str| TEMPLATES[template(&route("/p", path))];
+        assert_eq!(t("/p/health"), "/health");
+        assert_eq!(t("/p/metrics"), "/metrics");
+        assert_eq!(t("/p/history"), "/history");
+        assert_eq!(t("/p/repositories"), "/repositories");
+        assert_eq!(t("/p/repositories/g/app"), "/repositories/{name}");
+        assert_eq!(
+            t("/p/repositories/g%2Fapp%2Ftags"),
+            "/repositories/{name}/tags"
+        );
+        assert_eq!(
+            t("/p/repositories/g/app/tags/v1"),
+            "/repositories/{name}/tags/{tag}"
+        );
+        assert_eq!(
+            t("/p/repositories/g%2fapp%2ftags%2fv1"),
+            "/repositories/{name}/tags/{tag}"
+        );
+        assert_eq!(
+            t("/p/repositories/g/app/history"),
+            "/repositories/{name}/history"
+        );
+        assert_eq!(t("/p/images/g/app/history"), "/images/{name}");
+        assert_eq!(t("/p/images/g/app/tags"), "/images/{name}/tags");
+        assert_eq!(t("/p/namespaces"), "/namespaces");
+        assert_eq!(t("/p/namespaces/g/sub"), "/namespaces/{path}");
+        assert_eq!(
+            t("/p/namespaces/g%2Fsub%2Fhistory"),
+            "/namespaces/{path}/history"
+        );
+        assert_eq!(t("/p/nope"), "unmatched");
+        assert_eq!(t("/health"), "unmatched", "outside the prefix");
+        // A name like `xtags` is not a tags collection.
+        assert_eq!(t("/p/repositories/g/xtags"), "/repositories/{name}");
+    }
+
+    #[test]
+    fn days_are_whole_positive_numbers() {
+        assert_eq!(parse_days(""), Ok(None));
+        assert_eq!(parse_days("embed=1&days=30"), Ok(Some(30)));
+        assert_eq!(parse_days("days=%207"), Ok(Some(7)));
+        for bad in [
+            "days=0",
+            "days=-1",
+            "days=x",
+            "days=",
+            "days=1.5",
+            "days=99999999999",
+        ] {
+            assert!(parse_days(bad).unwrap_err().contains("at least 1"), "{bad}");
+        }
     }
 }

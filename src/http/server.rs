@@ -170,6 +170,8 @@ pub fn listen_nodelay(
 struct LoginJob {
     request: Request,
     login: LoginRequest,
+    /// When the request was read, for `http_request_duration_seconds`.
+    started: Instant,
 }
 
 /// How long `shutdown` waits for requests in flight (a client that reads its response
@@ -425,20 +427,21 @@ impl Worker {
     }
 
     fn serve(&self, request: Request) {
-        let started = crate::log::debug_enabled().then(Instant::now);
+        let started = Instant::now();
         if request.body_length().is_some_and(|n| n > IGNORED_BODY) {
             // already read by tiny_http (at most MAX_BODY): nothing to wait for
             respond(
                 &self.app,
                 request,
                 Reply::message(413, "This API takes no request body"),
+                started,
             );
             return;
         }
         let outcome = {
             let incoming = incoming(&request);
             let outcome = self.app.handle(&incoming);
-            if let (Some(started), Outcome::Reply(reply)) = (started, &outcome) {
+            if let (true, Outcome::Reply(reply)) = (crate::log::debug_enabled(), &outcome) {
                 crate::log!(
                     debug,
                     "request",
@@ -451,11 +454,15 @@ impl Worker {
             outcome
         };
         match outcome {
-            Outcome::Reply(reply) => respond(&self.app, request, reply),
-            Outcome::Login(login) => match self.logins.try_send(LoginJob { request, login }) {
+            Outcome::Reply(reply) => respond(&self.app, request, reply, started),
+            Outcome::Login(login) => match self.logins.try_send(LoginJob {
+                request,
+                login,
+                started,
+            }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
-                    respond(&self.app, job.request, App::logins_busy());
+                    respond(&self.app, job.request, App::logins_busy(), started);
                 }
             },
         }
@@ -465,7 +472,7 @@ impl Worker {
 fn login_worker(app: &App, jobs: &Receiver<LoginJob>) {
     for job in jobs.iter() {
         let reply = app.login(job.login);
-        respond(app, job.request, reply);
+        respond(app, job.request, reply, job.started);
     }
 }
 
@@ -521,15 +528,19 @@ const SMALL_RESPONSE: usize = 8 * 1024;
 /// Writes `reply`, with the headers every response carries, or hands it to the
 /// connection's thread (see [`SMALL_RESPONSE`]): a worker or login thread never waits for
 /// a client to read. Errors (the client went away) are not worth more than a debug line.
-fn respond(app: &App, request: Request, reply: Reply) {
+/// Counted for `/metrics` (a large answer's duration ends where it is handed over).
+fn respond(app: &App, request: Request, reply: Reply, started: Instant) {
     let small =
         reply.body.as_ref().len() <= SMALL_RESPONSE || *request.method() == tiny_http::Method::Head;
+    let route = app.template_of(request.url());
+    let status = reply.status;
     let (request, response) = response(app, request, reply);
     if !small {
         request.respond_on_connection_thread(response);
     } else if let Err(e) = request.respond(response) {
         crate::log!(debug, "could not send a response", error = e);
     }
+    app.metrics.http.observe(route, status, started.elapsed());
 }
 
 /// `reply` as a tiny_http response, with the headers every response carries.

@@ -160,7 +160,7 @@ fn a_namespace_has_its_numbers() {
     let f = fixture();
     assert_eq!(
         f.text("/namespaces/g"),
-        r#"{"name":"g","size":4580,"disk_size":1380,"deduplicated_size":1380,"exclusive_size":380,"repository_count":3,"tag_count":5,"failed_repository_count":0}"#
+        r#"{"name":"g","size":4580,"disk_size":1380,"deduplicated_size":1380,"exclusive_size":380,"repository_count":3,"tag_count":5,"failed_repository_count":0,"growth_30d":null}"#
     );
     let h = f.json("/namespaces/h");
     assert_eq!(
@@ -207,7 +207,7 @@ fn namespaces_embed_and_link_their_children() {
     assert_eq!(
         repos[0],
         json!({"name": "g/a", "size": 3500, "disk_size": 1300, "deduplicated_size": 1300,
-               "exclusive_size": 300, "tag_count": 3,
+               "exclusive_size": 300, "tag_count": 3, "growth_30d": null,
                "_links": {"self": {"href": "/repositories/g%2Fa"},
                           "collection": {"href": "/repositories"},
                           "related": {"href": "/repositories/g%2Fa/tags", "title": "tags"}}})

@@ -57,6 +57,8 @@ pub struct Usage {
     /// Per blob: how many tags, and how many repositories, reference it.
     blob_tags: Box<[u32]>,
     blob_repositories: Box<[u32]>,
+    /// Per repository: `growth_30d`.
+    repository_growth: Box<[Option<i64>]>,
     namespaces: Box<[Namespace]>,
     /// The top-level namespaces in name order.
     top: Box<[u32]>,
@@ -69,8 +71,18 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Builds the index of `snapshot`.
+    /// Builds the index of `snapshot`, without growth (no history).
     pub fn of(snapshot: &Snapshot) -> Usage {
+        Usage::with_growth(snapshot, &|_, _| None)
+    }
+
+    /// Builds the index of `snapshot`; `base(kind, name)` is the deduplicated size of a
+    /// namespace or repository 30 days ago, if the history knows it (`growth_30d` is the
+    /// difference, `None` without it).
+    pub fn with_growth(
+        snapshot: &Snapshot,
+        base: &dyn Fn(crate::history::Kind, &str) -> Option<u64>,
+    ) -> Usage {
         let repos = &snapshot.repositories;
         // The sizes alone, densely: the walks below read them in layer order, which jumps
         // around the blob table (a quarter of its bytes, so far fewer cache misses).
@@ -203,6 +215,7 @@ impl Usage {
             ns.deduplicated_size = dedup[n];
             ns.exclusive_size = exclusive[n];
         }
+        let growth = |now: u64, then: Option<u64>| then.map(|t| now as i64 - t as i64);
         let mut deepest_first: Vec<u32> = (0..list.len() as u32).collect();
         deepest_first.sort_by_key(|&n| std::cmp::Reverse(list[n as usize].depth));
         for &n in &deepest_first {
@@ -234,6 +247,21 @@ impl Usage {
             p.failed_repository_count += numbers[6];
         }
         drop(deepest_first);
+        for ns in list.iter_mut() {
+            let then = base(crate::history::Kind::Namespace, &ns.name);
+            ns.growth_30d = growth(ns.deduplicated_size, then);
+        }
+        let repository_growth = repos
+            .iter()
+            .zip(&repositories)
+            .map(|(repo, u)| {
+                repo.tags.as_ref()?;
+                growth(
+                    u.deduplicated_size,
+                    base(crate::history::Kind::Repository, &repo.name),
+                )
+            })
+            .collect();
 
         let mut usage = Usage {
             generation: snapshot.generation,
@@ -243,6 +271,7 @@ impl Usage {
             tag_exclusive,
             blob_tags: blob_tags.into(),
             blob_repositories: blob_repositories.into(),
+            repository_growth,
             top: Box::default(),
             namespaces: list.into(),
             // Filled in next: the orders read the numbers above.
@@ -379,6 +408,7 @@ impl Usage {
                     SortKey::TagCount => n.tag_count,
                     SortKey::RepositoryCount => n.repository_count,
                     SortKey::FailedRepositoryCount => n.failed_repository_count,
+                    SortKey::Growth30d => order::signed_sort_value(n.growth_30d?),
                 })
             }
             Child::Repository(r) => {
@@ -391,6 +421,9 @@ impl Usage {
                     SortKey::DeduplicatedSize => Some(u.deduplicated_size),
                     SortKey::ExclusiveSize => Some(u.exclusive_size),
                     SortKey::TagCount => Some(tags.len() as u64),
+                    SortKey::Growth30d => {
+                        self.repository_growth[r as usize].map(order::signed_sort_value)
+                    }
                     _ => None,
                 }
             }
@@ -410,6 +443,11 @@ impl Usage {
     /// Numbers of repository `r` (an index into `snapshot.repositories`).
     pub fn repository(&self, r: usize) -> RepositoryUsage {
         self.repositories[r]
+    }
+
+    /// `growth_30d` of repository `r`.
+    pub fn repository_growth(&self, r: usize) -> Option<i64> {
+        self.repository_growth[r]
     }
 
     /// `exclusive_size` of tag `t` of repository `r`.

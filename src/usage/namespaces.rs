@@ -25,6 +25,8 @@ pub struct Namespace {
     pub repository_count: u64,
     pub tag_count: u64,
     pub failed_repository_count: u64,
+    /// `growth_30d`: deduplicated bytes now minus 30 days ago (see `history`).
+    pub growth_30d: Option<i64>,
 }
 
 /// The namespaces sorted by name, and for each repository the deepest one covering it.

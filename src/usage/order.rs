@@ -19,11 +19,13 @@ pub enum SortKey {
     TagCount,
     RepositoryCount,
     FailedRepositoryCount,
+    /// `growth_30d` (from the usage history); unknown sorts before every number.
+    Growth30d,
 }
 
 impl SortKey {
-    /// Every key; those of repositories first (see `REPOSITORY_KEYS`).
-    const ALL: [SortKey; 8] = [
+    /// Every key.
+    const ALL: [SortKey; 9] = [
         SortKey::Name,
         SortKey::Size,
         SortKey::DiskSize,
@@ -32,6 +34,7 @@ impl SortKey {
         SortKey::TagCount,
         SortKey::RepositoryCount,
         SortKey::FailedRepositoryCount,
+        SortKey::Growth30d,
     ];
 
     /// The name in `sort=` and in the documents' field names.
@@ -45,6 +48,7 @@ impl SortKey {
             SortKey::TagCount => "tag_count",
             SortKey::RepositoryCount => "repository_count",
             SortKey::FailedRepositoryCount => "failed_repository_count",
+            SortKey::Growth30d => "growth_30d",
         }
     }
 
@@ -60,11 +64,23 @@ pub const TAG_KEYS: &[SortKey] = &[
     SortKey::DiskSize,
     SortKey::ExclusiveSize,
 ];
-/// `/repositories`, and a namespace's children (namespaces and repositories together):
-/// every key but the two counts only namespaces have.
-pub const REPOSITORY_KEYS: &[SortKey] = SortKey::ALL.split_at(6).0;
+/// `/repositories`, and a namespace's children (namespaces and repositories together).
+pub const REPOSITORY_KEYS: &[SortKey] = &[
+    SortKey::Name,
+    SortKey::Size,
+    SortKey::DiskSize,
+    SortKey::DeduplicatedSize,
+    SortKey::ExclusiveSize,
+    SortKey::TagCount,
+    SortKey::Growth30d,
+];
 /// `/namespaces`.
 pub const NAMESPACE_KEYS: &[SortKey] = &SortKey::ALL;
+
+/// A signed number as a sort value: the order of `i64` kept in `u64`.
+pub fn signed_sort_value(n: i64) -> u64 {
+    (n as u64) ^ (1 << 63)
+}
 
 /// `sort=<key>` or `sort=-<key>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

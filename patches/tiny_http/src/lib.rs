@@ -385,7 +385,7 @@ impl Server {
                     }
 
                     use util::RefinedTcpStream;
-                    let (read_closable, write_closable) = match ssl {
+                    let halves = match ssl {
                         None => RefinedTcpStream::new(sock),
                         #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                         Some(ref ssl) => {
@@ -400,6 +400,15 @@ impl Server {
                         }
                         #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                         Some(ref _ssl) => unreachable!(),
+                    };
+                    // PATCHED (gitlab-registry-usage-rest): no descriptor for the second
+                    // half (EMFILE): this connection is closed, the listener goes on
+                    let (read_closable, write_closable) = match halves {
+                        Ok(halves) => halves,
+                        Err(e) => {
+                            accept_failed.event(&e);
+                            continue;
+                        }
                     };
                     let client =
                         ClientConnection::new(write_closable, read_closable, Arc::clone(&limits));
