@@ -117,18 +117,30 @@ cat <<EOF
  In a browser: open http://$SERVICE/ and log in as demo / demo (the dashboard: namespaces
  by what deleting them would free, as a treemap and a table; click to go down).
 
- From a shell: log in (HTTP Basic, user demo, password demo) and keep the token (no jq needed):
+ From a shell (README.md's quick start shows what each prints):
 
+ Log in (HTTP Basic, demo / demo) and keep the token in TOKEN (prints nothing):
    TOKEN=\$(curl -s -u demo:demo http://$SERVICE/auth_token | sed -n 's/.*"auth_token" *: *"\([^"]*\)".*/\1/p')
 
- Query every repository with its tags and links:
+ The registry's totals: size, disk_size (bytes), repository_count 41, tag_count 201, timestamp:
+   curl -s -H "Authorization: Bearer \$TOKEN" http://$SERVICE/repositories$pretty
 
-   curl -s -H "Authorization: Bearer \$TOKEN" 'http://$SERVICE/repositories?embed=1&links=true'$pretty
+ The 5 top-level namespaces, biggest exclusive_size (what deleting it would free) first:
+   curl -s -H "Authorization: Bearer \$TOKEN" 'http://$SERVICE/namespaces?sort=-exclusive_size&embed=1'$pretty
 
- One repository, one tag, and the health check (no token needed):
+ The 3 repositories whose deletion would free the most (no tags, embed=1 stops there):
+   curl -s -H "Authorization: Bearer \$TOKEN" 'http://$SERVICE/repositories?sort=-exclusive_size&limit=3&embed=1'$pretty
 
-   curl -s -H "Authorization: Bearer \$TOKEN" http://$SERVICE/repositories/demo/multiarch$pretty
-   curl -s -H "Authorization: Bearer \$TOKEN" http://$SERVICE/repositories/demo/multiarch/tags/latest$pretty
+ One repository with its 5 tags and every link (latest and v4 are the same image):
+   curl -s -H "Authorization: Bearer \$TOKEN" 'http://$SERVICE/repositories/group-000%2Fproject-0000?embed=true&links=true'$pretty
+
+ One tag, the multi-arch OCI index (its size counts the layers of all its children):
+   curl -s -H "Authorization: Bearer \$TOKEN" http://$SERVICE/repositories/demo/multiarch/tags/latest
+
+ The top 3 namespaces and repositories as tables with human units (scans once itself):
+   $SERVICE_BIN -c examples/demo.conf --report 3
+
+ The health check, no token needed: {"status":"ok","snapshot_age_seconds":...,"timestamp":...}:
    curl -s http://$SERVICE/health
 
  Press Ctrl-C to stop both.

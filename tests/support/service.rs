@@ -51,10 +51,18 @@ pub fn start_service(
         ),
     )
     .unwrap();
-    let stderr = std::fs::File::create(dir.join("service.log")).unwrap();
+    start_with_config(&conf, port, prefix, dir, &dir.join("service.log"))
+}
+
+/// Starts the service with the config file `conf` (which must listen on 127.0.0.1:`port`
+/// under `prefix`) in the working directory `cwd` (relative paths in `conf` are read from
+/// there), its log in `log`, and waits until it listens.
+pub fn start_with_config(conf: &Path, port: u16, prefix: &str, cwd: &Path, log: &Path) -> Service {
+    let stderr = std::fs::File::create(log).unwrap();
     let child = Command::new(BIN)
         .arg("-c")
-        .arg(&conf)
+        .arg(conf)
+        .current_dir(cwd)
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
