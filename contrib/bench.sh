@@ -301,8 +301,8 @@ scale_section() {
     SCALE_IDLE_RSS=$(rss_kib "$pid")
     local token
     token=$(curl -sf -u "$BENCH_USER:$BENCH_PASSWORD" "http://127.0.0.1:$port/auth_token" | jq -r .auth_token)
-    # scale_get NAME PATH: status, bytes and seconds of a GET, the first one (rendered)
-    # and a second one (from the cache of rendered documents)
+    # Status, bytes and seconds of each GET: the first (rendered) and a second one (from
+    # the cache of rendered documents). /namespaces alone is a count; ?embed=1 lists them.
     SCALE_GETS=()
     local name path first second
     for name in collection namespaces namespaces_embed; do
