@@ -12,6 +12,9 @@
 #   5. attacks (issue 9): a normal client's /health latency, and the service's threads,
 #      descriptors and RSS, during 5,000 idle + 500 slowloris connections, a pipelining
 #      flood, and 66 slow readers of the largest document (examples/attack.rs).
+#   6. scale: the service scanning 100,000 repositories x 10 tags itself (first scan and
+#      unchanged re-scan at 0 ms), its snapshot file, start-up from it, RSS, and the
+#      render time of the whole collection and of /namespaces.
 #
 # Everything listens on 127.0.0.1 only, every run is bounded in time, and every process
 # this script starts is stopped (and its temp dir removed) on exit, failure or Ctrl-C.
@@ -23,6 +26,9 @@
 #   BENCH_QUICK=1        trial run: 3 s wrk runs, 1,000 repositories, no 16/32 scan rows
 #   BENCH_MAX_LOAD=0.5   wait (polling every 60 s, at most BENCH_WAIT seconds, default
 #                        900) until the 1-minute load average is below this before measuring
+#   BENCH_ONLY=scale     run section 6 alone and print its markdown on stdout
+#                        (BENCHMARKS.md is left as it is)
+#   BENCH_SCALE_REPOSITORIES=100000  repositories (x 10 tags) of section 5
 #   BENCH_WARM=1         grow the servers' tiny_http pools before each wrk run and scan
 #                        (`bench warm`): only needed for a build without the pool fix in
 #                        patches/tiny_http, whose measurements it would otherwise distort
@@ -44,10 +50,13 @@ SWEEP_DURATION=5s
 WARM=${BENCH_WARM:-0}
 REPOSITORIES=10000
 TAGS=10
+SCALE_REPOSITORIES=${BENCH_SCALE_REPOSITORIES:-100000}
+ONLY=${BENCH_ONLY:-}
 if [ "$QUICK" = 1 ]; then
     DURATION=3s
     SWEEP_DURATION=2s
     REPOSITORIES=1000
+    SCALE_REPOSITORIES=${BENCH_SCALE_REPOSITORIES:-10000}
 fi
 CARGO=${CARGO:-cargo}
 REL=$ROOT/target/release
@@ -291,14 +300,155 @@ SNAP=$WORK/snapshot.json
 SCAN_CMDS=()
 
 # scan_run LATENCY_MS REGISTRY_THREADS OUTFILE BENCH-SCAN-ARGS...
+# start_registry LATENCY_MS THREADS [REPOSITORIES]
 start_registry() {
-    local latency=$1 threads=$2
+    local latency=$1 threads=$2 repositories=${3:-$REPOSITORIES}
     REG_PORT=$("$BENCH" port)
     start_bg "$WORK/registry-$latency.log" "$REGISTRY_BIN" --listen "127.0.0.1:$REG_PORT" \
-        --repositories "$REPOSITORIES" --tags "$TAGS" --latency-ms "$latency" --threads "$threads"
+        --repositories "$repositories" --tags "$TAGS" --latency-ms "$latency" --threads "$threads"
     REG_PID=$LAST_PID
-    REGISTRY_CMD="synthetic_registry --listen 127.0.0.1:PORT --repositories $REPOSITORIES --tags $TAGS --latency-ms $latency --threads $threads"
-    wait_200 "http://127.0.0.1:$REG_PORT/control/stats" 30
+    REGISTRY_CMD="synthetic_registry --listen 127.0.0.1:PORT --repositories $repositories --tags $TAGS --latency-ms $latency --threads $threads"
+    wait_200 "http://127.0.0.1:$REG_PORT/control/stats" 60
+}
+
+# ---------------------------------------------------------------------------------------
+# 5. Scale: the service scanning $SCALE_REPOSITORIES x $TAGS tags itself (runs alone with
+# BENCH_ONLY=scale)
+# ---------------------------------------------------------------------------------------
+# field NAME LINE: the value of NAME=... in a log line
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+inode_of() { stat -c %i "$1" 2>/dev/null || echo none; }
+
+# wait_for LIMIT_S COMMAND...: poll (every 0.2 s) until COMMAND succeeds
+wait_for() {
+    local limit=$1 i
+    shift
+    for i in $(seq 1 $((limit * 5))); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    log "gave up after ${limit}s waiting for: $*"
+    return 1
+}
+scans_in() { [ "$(grep -c 'scan finished' "$1" || true)" -ge "$2" ]; }
+replaced() { [ -f "$1" ] && [ "$(inode_of "$1")" != "$2" ]; }
+
+scale_section() {
+    local dir=$WORK/scale
+    mkdir -p "$dir"
+    SCALE_SNAP=$dir/snapshot.json
+    log "scale: synthetic registry of $SCALE_REPOSITORIES repositories x $TAGS tags, 0 ms"
+    start_registry 0 4 "$SCALE_REPOSITORIES"
+    SCALE_REGISTRY_CMD=$REGISTRY_CMD
+    local port limit=$((SCALE_REPOSITORIES / 10 + 300))
+    port=$("$BENCH" port)
+    # Scans run start to start every 2 s: the re-scan starts as soon as the first is saved.
+    write_config "$dir/scanning.conf" "$port" 2 "$SCALE_SNAP" "http://127.0.0.1:$REG_PORT/" "2 seconds"
+    start_bg "$dir/scanning.log" "$BIN" -c "$dir/scanning.conf"
+    local pid=$LAST_PID first_inode
+    log "scale: first scan"
+    wait_for "$limit" scans_in "$dir/scanning.log" 1
+    # The file is written after the line is logged (and the usage index built): its
+    # appearance marks the end of the first scan.
+    wait_for 120 test -f "$SCALE_SNAP"
+    first_inode=$(inode_of "$SCALE_SNAP")
+    SCALE_FIRST_HWM=$(hwm_kib "$pid")
+    SCALE_FIRST_RSS=$(rss_kib "$pid")
+    log "scale: unchanged re-scan"
+    wait_for "$limit" scans_in "$dir/scanning.log" 2
+    # ...and its replacement (a rename: a new inode) the end of the re-scan.
+    wait_for 120 replaced "$SCALE_SNAP" "$first_inode"
+    SCALE_RESCAN_HWM=$(hwm_kib "$pid")
+    SCALE_RESCAN_RSS=$(rss_kib "$pid")
+    SCALE_LINES=$(grep 'scan finished' "$dir/scanning.log" | head -n 2)
+    stop_bg "$pid"
+    stop_bg "$REG_PID"
+    SCALE_SNAP_BYTES=$(stat -c %s "$SCALE_SNAP")
+
+    log "scale: start-up from the snapshot file"
+    port=$("$BENCH" port)
+    write_config "$dir/serving.conf" "$port" 2 "$SCALE_SNAP" "$UNREACHABLE"
+    SCALE_STARTUP=$("$BENCH" startup --bin "$BIN" --config "$dir/serving.conf" --port "$port" --runs 3 --timeout-ms 60000 | tail -n 1)
+    start_bg "$dir/serving.log" "$BIN" -c "$dir/serving.conf"
+    pid=$LAST_PID
+    wait_200 "http://127.0.0.1:$port/health" 60
+    sleep 1
+    SCALE_IDLE_HWM=$(hwm_kib "$pid")
+    SCALE_IDLE_RSS=$(rss_kib "$pid")
+    local token
+    token=$(curl -sf -u "$BENCH_USER:$BENCH_PASSWORD" "http://127.0.0.1:$port/auth_token" | jq -r .auth_token)
+    # Status, bytes and seconds of each GET: the first (rendered) and a second one (from
+    # the cache of rendered documents). /namespaces alone is a count; ?embed=1 lists them.
+    SCALE_GETS=()
+    local name path first second
+    for name in collection namespaces namespaces_embed; do
+        case $name in
+        collection) path="/repositories?embed=true" ;;
+        namespaces) path="/namespaces" ;;
+        namespaces_embed) path="/namespaces?embed=1" ;;
+        esac
+        first=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port$path")
+        second=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port$path")
+        SCALE_GETS+=("$path $first $second")
+    done
+    SCALE_SERVED_HWM=$(hwm_kib "$pid")
+    SCALE_SERVED_RSS=$(rss_kib "$pid")
+    stop_bg "$pid"
+}
+
+scale_markdown() {
+    local tags=$((SCALE_REPOSITORIES * TAGS)) first second
+    first=$(sed -n 1p <<<"$SCALE_LINES")
+    second=$(sed -n 2p <<<"$SCALE_LINES")
+    echo "## 5. Scale: $SCALE_REPOSITORIES repositories x $TAGS tags"
+    echo
+    echo "The service itself (\`concurrency = 8\`, \`worker_threads = 2\`) scans the registry below,"
+    echo "writes its snapshot file, and scans again 2 s after the first scan started (so at once):"
+    echo "the re-scan finds every manifest digest unchanged. Then a fresh process serves the file"
+    echo "with the registry unreachable. Peak RSS is \`VmHWM\` of \`/proc/PID/status\`, read when"
+    echo "the snapshot file of the scan in question has been written."
+    echo
+    echo '```'
+    echo "$SCALE_REGISTRY_CMD"
+    echo "bench startup --bin target/release/gitlab-registry-usage-rest --config serving.conf --port PORT --runs 3"
+    echo "curl -w '%{http_code} %{size_download} %{time_total}' -H 'Authorization: Bearer \$TOKEN' URL   # twice each"
+    echo '```'
+    echo
+    echo "| scan | seconds | requests | token | tags lists | manifest HEAD | manifest GET | repositories | tags | failed repos |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local l label
+    for label in first unchanged; do
+        if [ "$label" = first ]; then l=$first; else l=$second; fi
+        echo "| $label | $(field seconds "$l") | $(field requests "$l") | $(field token "$l") | $(field tags_list "$l") | $(field manifest_head "$l") | $(field manifest_get "$l") | $(field repositories "$l") | $(field tags "$l") | $(field failed_repositories "$l") |"
+    done
+    echo
+    echo "| | |"
+    echo "|---|---:|"
+    echo "| snapshot file | $SCALE_SNAP_BYTES bytes ($(mib $((SCALE_SNAP_BYTES / 1024))) MiB, $((SCALE_SNAP_BYTES / tags)) bytes a tag) |"
+    echo "| start-up to the first 200, runs | $(jq -r '.runs_ms | map(. | round | tostring) | join(", ")' <<<"$SCALE_STARTUP") ms (median $(jq -r '.median_ms | round' <<<"$SCALE_STARTUP") ms) |"
+    echo "| scanning process, peak RSS after the first scan | $(mib "$SCALE_FIRST_HWM") MiB (VmRSS $(mib "$SCALE_FIRST_RSS") MiB) |"
+    echo "| scanning process, peak RSS after the re-scan (two snapshots alive during it) | $(mib "$SCALE_RESCAN_HWM") MiB (VmRSS $(mib "$SCALE_RESCAN_RSS") MiB) |"
+    echo "| serving process from the file, idle after load | VmHWM $(mib "$SCALE_IDLE_HWM") MiB, VmRSS $(mib "$SCALE_IDLE_RSS") MiB |"
+    echo "| the same after the requests below | VmHWM $(mib "$SCALE_SERVED_HWM") MiB, VmRSS $(mib "$SCALE_SERVED_RSS") MiB |"
+    echo
+    echo "| request | status | bytes | first (rendered) s | second (cached) s |"
+    echo "|---|---:|---:|---:|---:|"
+    local row p c1 b1 t1 c2 b2 t2
+    for row in "${SCALE_GETS[@]}"; do
+        read -r p c1 b1 t1 c2 b2 t2 <<<"$row"
+        echo "| \`$p\` | $c1 | $b1 | $t1 | $t2 |"
+    done
+    echo
+}
+
+# scale_targets: the rows of the Targets table
+scale_targets() {
+    local tags=$((SCALE_REPOSITORIES * TAGS)) ok med
+    ok=$(awk -v k="$SCALE_RESCAN_HWM" 'BEGIN {print (k < 400 * 1024) ? 1 : 0}')
+    echo "| $tags tags: peak RSS while re-scanning < 400 MiB | VmHWM $(mib "$SCALE_RESCAN_HWM") MiB | $(pass "$ok") |"
+    med=$(jq -r .median_ms <<<"$SCALE_STARTUP")
+    ok=$(awk -v m="$med" 'BEGIN {print (m < 2000) ? 1 : 0}')
+    echo "| $tags tags: start-up from the snapshot file < 2 s | median $(printf '%.0f' "$med") ms | $(pass "$ok") |"
 }
 
 scan_rows() {
@@ -311,6 +461,20 @@ scan_rows() {
     SCAN_CMDS+=("bench scan --registry http://127.0.0.1:PORT/ ${args//$WORK\//}")
     timeout 600 "$BENCH" scan --registry "http://127.0.0.1:$REG_PORT/" "$@" >>"$out"
 }
+
+pass() { if [ "$1" = 1 ]; then echo "**pass**"; else echo "**FAIL**"; fi; }
+UNREACHABLE=http://127.0.0.1:$DEAD_PORT/
+if [ "$ONLY" = scale ]; then
+    scale_section
+    scale_markdown
+    echo "| target | measured | result |"
+    echo "|---|---|---|"
+    scale_targets
+    exit 0
+elif [ -n "$ONLY" ]; then
+    log "BENCH_ONLY=$ONLY: the sections that run alone are attacks and scale"
+    exit 2
+fi
 
 log "scanning at 0 ms per request"
 start_registry 0 4
@@ -356,7 +520,6 @@ stop_bg "$REG_PID"
 # 1. Serving, and 3a. memory at 100k tags
 # ---------------------------------------------------------------------------------------
 SNAP_BYTES=$(stat -c %s "$SNAP")
-UNREACHABLE=http://127.0.0.1:$DEAD_PORT/
 
 # start_service WORKERS: the service from the snapshot file; sets SVC_PORT SVC_PID TOKEN
 start_service() {
@@ -555,6 +718,7 @@ LOAD_ONLY=$("$BENCH" load --snapshot "$SNAP" --runs 5)
 USAGE_ONLY=$("$BENCH" usage --snapshot "$SNAP" --runs 5)
 
 attack_rows
+scale_section
 
 LOAD_AFTER=$(cat /proc/loadavg)
 ELAPSED=$SECONDS
@@ -562,7 +726,6 @@ ELAPSED=$SECONDS
 # ---------------------------------------------------------------------------------------
 # BENCHMARKS.md
 # ---------------------------------------------------------------------------------------
-pass() { if [ "$1" = 1 ]; then echo "**pass**"; else echo "**FAIL**"; fi; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 # Little's law: connections actually busy = requests/s x mean latency.
 busy() { awk -v r="$1" -v l="$2" 'BEGIN {printf "%.1f", r * l / 1000}'; }
@@ -779,6 +942,8 @@ fi
     echo "last row must match the first whatever the file's cost."
     echo
 
+    scale_markdown
+
     echo "## Targets"
     echo
     echo "| target | measured | result |"
@@ -839,6 +1004,7 @@ fi
     med=$(jq -r .median_ms <<<"$STARTUP")
     ok=$(awk -v m="$med" 'BEGIN {print (m < 300) ? 1 : 0}')
     echo "| start-up to the first 200 from a $((REPOSITORIES * TAGS))-tag snapshot < 300 ms | median $(printf '%.1f' "$med") ms, min $(jq -r '.min_ms * 10 | round / 10' <<<"$STARTUP") ms | $(pass "$ok") |"
+    scale_targets
     echo
     echo "## Attacks (issue 9)"
     echo

@@ -123,10 +123,59 @@ type Layers = Arc<[u32]>;
 /// layer here, not a copy of each digest.
 struct Context<'a> {
     client: &'a Client,
-    previous: Option<(&'a Snapshot, HashMap<&'a Digest, &'a crate::snapshot::Tag>)>,
-    builder: Mutex<Builder>,
+    previous: Option<Previous<'a>>,
+    builder: Mutex<Builder<'a>>,
     manifests: Mutex<HashMap<Digest, Layers>>,
     blob_sizes: Mutex<HashMap<Digest, u64>>,
+}
+
+/// The previous snapshot's tags by manifest digest: (repository, tag) indices sorted by
+/// the tag's digest, 8 bytes a tag (a hash map of references took 22).
+struct Previous<'a> {
+    snapshot: &'a Snapshot,
+    by_digest: Vec<(u32, u32)>,
+}
+
+impl<'a> Previous<'a> {
+    fn new(snapshot: &'a Snapshot) -> Previous<'a> {
+        let mut by_digest: Vec<(u32, u32)> = Vec::with_capacity(snapshot.totals.tag_count);
+        for (r, repo) in snapshot.repositories.iter().enumerate() {
+            for (t, tag) in repo.tags.iter().flatten().enumerate() {
+                if tag.digest.is_some() {
+                    by_digest.push((r as u32, t as u32));
+                }
+            }
+        }
+        let previous = Previous {
+            snapshot,
+            by_digest: Vec::new(),
+        };
+        by_digest.sort_unstable_by(|&a, &b| previous.digest(a).cmp(&previous.digest(b)));
+        Previous {
+            by_digest,
+            ..previous
+        }
+    }
+
+    fn tag(&self, (r, t): (u32, u32)) -> &'a Tag {
+        &self.snapshot.repositories[r as usize]
+            .tags
+            .as_deref()
+            .expect("indexed tags exist")[t as usize]
+    }
+
+    fn digest(&self, at: (u32, u32)) -> Option<&'a Digest> {
+        self.tag(at).digest.as_ref()
+    }
+
+    /// A tag of the previous snapshot whose manifest had `digest`.
+    fn find(&self, digest: &Digest) -> Option<&'a Tag> {
+        let i = self
+            .by_digest
+            .binary_search_by(|&at| self.digest(at).cmp(&Some(digest)))
+            .ok()?;
+        Some(self.tag(self.by_digest[i]))
+    }
 }
 
 impl Context<'_> {
@@ -147,9 +196,14 @@ impl Context<'_> {
         {
             return Some(layers.clone());
         }
-        let (snapshot, tags) = self.previous.as_ref()?;
-        let tag = tags.get(digest)?;
-        Some(self.intern(snapshot.layers(tag).map(|b| (&b.digest, b.size))))
+        let previous = self.previous.as_ref()?;
+        let tag = previous.find(digest)?;
+        let ids = self
+            .builder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .intern_previous(previous.snapshot, &tag.layers);
+        Some(ids.into())
     }
 
     /// Remember `layers` as the layers of manifest `digest`, shared from now on.
@@ -332,16 +386,8 @@ pub fn scan(
 
     let context = Context {
         client,
-        previous: previous.map(|p| {
-            let by_digest = p
-                .repositories
-                .iter()
-                .flat_map(|r| r.tags.iter().flatten())
-                .filter_map(|t| Some((t.digest.as_ref()?, t)))
-                .collect();
-            (p, by_digest)
-        }),
-        builder: Mutex::new(Builder::default()),
+        previous: previous.map(Previous::new),
+        builder: Mutex::new(previous.map(Builder::after).unwrap_or_default()),
         manifests: Mutex::new(HashMap::new()),
         blob_sizes: Mutex::new(HashMap::new()),
     };

@@ -140,20 +140,43 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Builds a `Snapshot`: interns digests, sorts names, then runs the accounting.
 #[derive(Default)]
-pub struct Builder {
+pub struct Builder<'p> {
     blobs: Vec<Blob>,
+    /// Blobs that are not in `previous`, by digest.
     index: HashMap<Digest, u32>,
+    /// A re-scan's previous snapshot (its blob table is sorted by digest), and for each
+    /// of its blobs the index it got in `blobs` (`u32::MAX`: not interned yet). A blob
+    /// the previous snapshot had, which during a re-scan is nearly every blob, is found
+    /// by its index there instead of through `index`: 4 bytes a blob instead of a hash
+    /// table entry of 48 (6 MiB at 100k blobs, alive beside the served snapshot).
+    previous: Option<(&'p [Blob], Vec<u32>)>,
     repositories: Vec<Repository>,
 }
 
-impl Builder {
+/// "Not interned yet" in `Builder::previous`.
+const NOT_YET: u32 = u32::MAX;
+
+impl<'p> Builder<'p> {
+    /// A builder for a re-scan of the registry `previous` was taken of.
+    pub fn after(previous: &'p Snapshot) -> Builder<'p> {
+        let blobs = &previous.blobs[..];
+        // Always true of a finished snapshot; without it a digest could get two entries.
+        let sorted = blobs.windows(2).all(|w| w[0].digest < w[1].digest);
+        Builder {
+            previous: sorted.then(|| (blobs, vec![NOT_YET; blobs.len()])),
+            ..Builder::default()
+        }
+    }
+
+    /// Index of `digest` in `blobs`, interned now if it was not yet.
     fn intern(&mut self, digest: &Digest, size: u64) -> u32 {
+        if let Some((blobs, _)) = &self.previous {
+            if let Ok(p) = blobs.binary_search_by(|b| b.digest.cmp(digest)) {
+                return self.intern_previous_at(p, size);
+            }
+        }
         if let Some(&i) = self.index.get(digest) {
-            // A registry that gives one blob two sizes: the larger wins, whichever the
-            // scan saw first (workers finish in any order).
-            let blob = &mut self.blobs[i as usize];
-            blob.size = blob.size.max(size);
-            return i;
+            return self.grow(i, size);
         }
         let i = self.blobs.len() as u32;
         self.blobs.push(Blob {
@@ -162,6 +185,56 @@ impl Builder {
         });
         self.index.insert(digest.clone(), i);
         i
+    }
+
+    /// A registry that gives one blob two sizes: the larger wins, whichever the scan saw
+    /// first (workers finish in any order).
+    fn grow(&mut self, i: u32, size: u64) -> u32 {
+        let blob = &mut self.blobs[i as usize];
+        blob.size = blob.size.max(size);
+        i
+    }
+
+    /// Intern blob `p` of the previous snapshot (seen now with `size`).
+    fn intern_previous_at(&mut self, p: usize, size: u64) -> u32 {
+        let Some((blobs, ids)) = &mut self.previous else {
+            unreachable!("only called with a previous snapshot")
+        };
+        if ids[p] != NOT_YET {
+            let i = ids[p];
+            return self.grow(i, size);
+        }
+        let i = self.blobs.len() as u32;
+        ids[p] = i;
+        self.blobs.push(Blob {
+            digest: blobs[p].digest.clone(),
+            size,
+        });
+        i
+    }
+
+    /// Intern the layers of a tag of the snapshot given to [`Builder::after`] (by their
+    /// indices there): their indices here, sorted and distinct.
+    pub fn intern_previous(&mut self, previous: &Snapshot, layers: &[u32]) -> Vec<u32> {
+        let same =
+            matches!(&self.previous, Some((blobs, _)) if std::ptr::eq(*blobs, &previous.blobs[..]));
+        let mut ids: Vec<u32> = if same {
+            layers
+                .iter()
+                .map(|&l| self.intern_previous_at(l as usize, previous.blobs[l as usize].size))
+                .collect()
+        } else {
+            layers
+                .iter()
+                .map(|&l| {
+                    let b = &previous.blobs[l as usize];
+                    self.intern(&b.digest, b.size)
+                })
+                .collect()
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Intern a manifest's layers: their indices, sorted and distinct.
@@ -210,12 +283,12 @@ impl Builder {
     pub fn add_previous(&mut self, previous: &Snapshot, repo: &Repository, error: Option<String>) {
         let tags = repo.tags.as_ref().map(|tags| {
             tags.iter()
-                .map(|t| {
-                    self.tag(
-                        &t.name,
-                        t.digest.as_ref(),
-                        previous.layers(t).map(|b| (&b.digest, b.size)),
-                    )
+                .map(|t| Tag {
+                    name: t.name.clone(),
+                    digest: t.digest.clone(),
+                    layers: self.intern_previous(previous, &t.layers).into(),
+                    size: 0,
+                    disk_size: 0,
                 })
                 .collect()
         });
@@ -318,6 +391,7 @@ impl Builder {
         self.repositories.sort_by(|a, b| a.name.cmp(&b.name));
         self.repositories.dedup_by(|a, b| a.name == b.name);
         drop(std::mem::take(&mut self.index));
+        drop(self.previous.take());
         self.canonical_blobs();
         self.repositories.shrink_to_fit();
         let totals = sizes::account(&self.blobs, &mut self.repositories);
@@ -886,8 +960,8 @@ pub fn load_open(file: impl std::io::Read, path: &Path) -> Result<Snapshot, Load
     }
     let builder = Builder {
         blobs: loaded.blobs,
-        index: HashMap::new(),
         repositories: loaded.repositories,
+        ..Builder::default()
     };
     Ok(builder.finish(loaded.timestamp))
 }
@@ -1201,6 +1275,48 @@ mod tests {
             let t = &r.tags.as_ref().unwrap()[0];
             assert_eq!(format!("r{}", a.blobs[t.layers[0] as usize].size), &*r.name);
         }
+    }
+
+    #[test]
+    fn a_builder_after_a_snapshot_interns_each_blob_once_by_index_or_by_digest() {
+        let previous = sample();
+        let app = previous.repository("g/app").unwrap();
+        let v1 = app.tag("v1").unwrap();
+        let new_layer = Digest::Sha256([9; 32]);
+        // The same blobs reached both ways (a known manifest, a fetched one), in either
+        // order, and one the previous snapshot did not have.
+        let mut b = Builder::after(&previous);
+        let by_digest = b.intern_layers(previous.layers(v1).map(|l| (&l.digest, l.size)));
+        let by_index = b.intern_previous(&previous, &v1.layers);
+        let fresh = b.intern_layers([(&new_layer, 3), (&previous.blobs[0].digest, 100)]);
+        assert_eq!(by_digest, by_index);
+        assert_eq!((b.blobs.len(), b.index.len()), (3, 1));
+        b.add_previous(&previous, app, None);
+        let tag = |layers: Vec<u32>| Tag {
+            name: "t".into(),
+            digest: None,
+            layers: layers.into(),
+            size: 0,
+            disk_size: 0,
+        };
+        b.add_interned("new", Some(vec![tag(fresh)]), None);
+        let rescanned = b.finish(2.0);
+        // The same snapshot as one built without a previous one.
+        let mut plain = Builder::default();
+        plain.add_previous(&previous, app, None);
+        let fresh = plain.intern_layers([(&new_layer, 3), (&previous.blobs[0].digest, 100)]);
+        plain.add_interned("new", Some(vec![tag(fresh)]), None);
+        let plain = plain.finish(2.0);
+        assert_eq!(rescanned.blobs, plain.blobs);
+        assert_eq!(rescanned.repositories, plain.repositories);
+        let digests = |s: &Snapshot| -> Vec<Vec<Digest>> {
+            let tags = s.repository("g/app").unwrap().tags.as_ref().unwrap();
+            tags.iter()
+                .map(|t| s.layers(t).map(|b| b.digest.clone()).collect())
+                .collect()
+        };
+        assert_eq!(digests(&rescanned), digests(&previous));
+        assert_eq!(rescanned.totals.disk_size, 108);
     }
 
     #[test]
