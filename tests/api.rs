@@ -1306,6 +1306,26 @@ fn health_with_header_line(line_len: usize) -> Vec<u8> {
     request
 }
 
+/// Found by fuzzing (fuzz/corpus/http_head/http2): tiny_http answered a request line
+/// with `HTTP/2.0` through a writer that waited for the request's own, so the connection
+/// got no answer and its thread hung for good.
+#[test]
+fn an_http2_request_line_is_505_and_the_connection_goes_on() {
+    let api = start(DEFAULTS);
+    let addr = api.running.as_ref().unwrap().addr;
+    let (reply, closed) = raw_closed(
+        addr,
+        b"GET /health HTTP/2.0\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(reply.starts_with("HTTP/1.1 505"), "{reply}");
+    assert!(
+        reply.contains("\r\n\r\nThis server only supports HTTP versions 1.0 and 1.1HTTP/1.1 200"),
+        "{reply}"
+    );
+    assert!(closed, "{reply}");
+}
+
 #[test]
 fn an_overlong_header_line_is_431_and_the_server_lives_on() {
     let api = start(DEFAULTS);

@@ -304,7 +304,11 @@ impl Iterator for ClientConnection {
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
+                // PATCHED (gitlab-registry-usage-rest): answered through the request's own
+                // writer. Upstream took the next writer of the sequence, which waits for
+                // this request's writer to be dropped, while `rq` still held it: the
+                // connection thread hung for good on any `HTTP/2.0` or `HTTP/3.0` request.
+                let writer = rq.into_writer();
                 let response = Response::from_string(
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )

@@ -65,11 +65,15 @@ where
 {
     fn drop(&mut self) {
         let mut remaining_to_read = self.size;
+        // PATCHED (gitlab-registry-usage-rest): the rest is read through a fixed 8 KiB
+        // buffer. Upstream allocated all of what was left at once, so a client declaring
+        // a huge `Content-Length` made this allocation abort the process.
+        let mut buf = [0; 8 * 1024];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
+            let len = remaining_to_read.min(buf.len());
 
-            match self.reader.read(&mut buf) {
+            match self.reader.read(&mut buf[..len]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;
@@ -108,6 +112,16 @@ mod tests {
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
         assert_eq!(string, " world");
+    }
+
+    // PATCHED (gitlab-registry-usage-rest): what is left is drained in bounded steps.
+    #[test]
+    fn dropping_with_a_huge_size_left_drains_without_allocating_it() {
+        use std::io::Cursor;
+
+        let mut org_reader = Cursor::new(vec![7u8; 20_000]);
+        drop(EqualReader::new(org_reader.by_ref(), usize::MAX));
+        assert_eq!(org_reader.position(), 20_000);
     }
 
     #[test]
