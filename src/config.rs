@@ -288,7 +288,7 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
 }
 
 /// Keys every section knows; anything else is warned about.
-const KNOWN: &[(&str, &[&str])] = &[
+pub(crate) const KNOWN: &[(&str, &[&str])] = &[
     (
         "general",
         &[

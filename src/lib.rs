@@ -10,6 +10,8 @@ pub mod auth;
 pub mod base64;
 pub mod config;
 pub mod digest;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod log;
 pub mod memory;

@@ -11,10 +11,10 @@
 //! or the htpasswd check), and it runs on its own threads.
 
 mod cache;
-mod hal;
+pub(crate) mod hal;
 mod handler;
 mod html;
-mod router;
+pub(crate) mod router;
 mod server;
 mod token_cache;
 
