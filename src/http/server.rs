@@ -6,9 +6,9 @@
 //!   descriptors during a connection flood) and the server would then silently never
 //!   accept again. A worker that sees this reopens the listener on the same address.
 //! - A request body it has not buffered (more than 1 KiB) is drained when the `Request`
-//!   is dropped, blocking that thread until the client sends it, and the drain first
-//!   allocates the whole declared `Content-Length` at once (a huge value aborts the
-//!   process). The API takes no bodies: such requests get 413 from a separate thread, or,
+//!   is dropped, blocking that thread until the client sends it (upstream's drain also
+//!   allocated the whole declared `Content-Length` at once; patched, see
+//!   patches/README.md). The API takes no bodies: such requests get 413 from a separate thread, or,
 //!   above [`MAX_DRAINED_BODY`], are never dropped at all.
 //! - It panics on a TLS private key it cannot parse, so the key is checked first.
 
