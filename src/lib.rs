@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod base64;
 pub mod cidr;
+pub mod cleanup;
 pub mod config;
 pub mod digest;
 pub mod http;
@@ -18,6 +19,7 @@ pub mod percent;
 pub mod refresh;
 pub mod registry;
 pub mod replica;
+pub mod rfc3339;
 pub mod scan;
 pub mod snapshot;
 pub mod usage;

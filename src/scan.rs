@@ -505,6 +505,7 @@ fn run_job(context: &Context<'_>, job: Job) -> Done {
                     layers: layers.iter().copied().collect(),
                     size: 0,
                     disk_size: 0,
+                    created: None,
                 })
                 .map_err(|e| format!("tag {tag}: {e}"));
             Done::Manifest {

@@ -35,6 +35,10 @@ pub struct Tag {
     pub layers: Box<[u32]>,
     pub size: u64,
     pub disk_size: u64,
+    /// When the image was built (unix seconds): its config blob's `created`, for an
+    /// index the newest of its children's; `None` when unknown or not a valid date.
+    /// What GitLab's cleanup policies order tags by (`cleanup`).
+    pub created: Option<i64>,
 }
 
 /// A repository. `tags` is `None` when its tags are unknown (its scan failed and there
@@ -175,6 +179,7 @@ impl Builder {
                         &t.name,
                         t.digest.as_ref(),
                         t.layers.iter().map(|l| (&l.digest, l.size)),
+                        None,
                     )
                 })
                 .collect()
@@ -191,6 +196,7 @@ impl Builder {
                         &t.name,
                         t.digest.as_ref(),
                         previous.layers(t).map(|b| (&b.digest, b.size)),
+                        t.created,
                     )
                 })
                 .collect()
@@ -203,6 +209,7 @@ impl Builder {
         name: &str,
         digest: Option<&Digest>,
         layers: impl Iterator<Item = (&'a Digest, u64)>,
+        created: Option<i64>,
     ) -> Tag {
         let ids = self.intern_layers(layers);
         Tag {
@@ -211,6 +218,7 @@ impl Builder {
             layers: ids.into_boxed_slice(),
             size: 0,
             disk_size: 0,
+            created,
         }
     }
 
@@ -363,6 +371,10 @@ struct TagOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     digest: Option<&'a Digest>,
     layers: &'a [u32],
+    /// Added after the first format: absent when unknown, so files without dates are
+    /// byte for byte what older versions wrote, and older files load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<i64>,
 }
 
 /// One repository as written; its tags are collected (a few at a time), the
@@ -386,6 +398,7 @@ impl<'a> From<&'a Repository> for RepositoryOut<'a> {
                         name: &t.name,
                         digest: t.digest.as_ref(),
                         layers: &t.layers,
+                        created: t.created,
                     })
                     .collect()
             }),
@@ -674,6 +687,8 @@ struct TagIn {
     #[serde(default)]
     digest: Option<Digest>,
     layers: Vec<u32>,
+    #[serde(default)]
+    created: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -792,6 +807,7 @@ fn repository_from(r: RepositoryIn) -> Repository {
                     layers: layers.into_boxed_slice(),
                     size: 0,
                     disk_size: 0,
+                    created: t.created,
                 }
             })
             .collect();
@@ -1154,6 +1170,7 @@ mod tests {
                 layers: used.into(),
                 size: 0,
                 disk_size: 0,
+                created: None,
             }]),
             None,
         );
@@ -1181,6 +1198,7 @@ mod tests {
                         layers: ids.into(),
                         size: 0,
                         disk_size: 0,
+                        created: None,
                     };
                     b.add_interned(&format!("r{n}"), Some(vec![tag]), None);
                 }
