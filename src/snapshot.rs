@@ -84,6 +84,9 @@ pub struct Snapshot {
     /// Sorted by name (byte order).
     pub repositories: Vec<Repository>,
     pub totals: Totals,
+    /// The scan read tags' creation dates (`[registry] tag_dates`): a tag without
+    /// `created` then has no valid date, rather than an unread one.
+    pub dates: bool,
 }
 
 impl Snapshot {
@@ -124,9 +127,19 @@ pub struct Builder {
     blobs: Vec<Blob>,
     index: HashMap<Digest, u32>,
     repositories: Vec<Repository>,
+    /// Becomes `Snapshot::dates`.
+    dates: bool,
 }
 
 impl Builder {
+    /// A builder whose snapshot says whether the scan read dates (`Snapshot::dates`).
+    pub fn with_dates(dates: bool) -> Builder {
+        Builder {
+            dates,
+            ..Builder::default()
+        }
+    }
+
     fn intern(&mut self, digest: &Digest, size: u64) -> u32 {
         if let Some(&i) = self.index.get(digest) {
             // A registry that gives one blob two sizes: the larger wins, whichever the
@@ -312,6 +325,7 @@ impl Builder {
             blobs: self.blobs,
             repositories: self.repositories,
             totals,
+            dates: self.dates,
         }
     }
 }
@@ -416,6 +430,10 @@ impl Serialize for FileOut<'_> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("format", FORMAT)?;
         map.serialize_entry("timestamp", &s.timestamp)?;
+        // Added after the first format, only when true: older files have no dates.
+        if s.dates {
+            map.serialize_entry("dates", &true)?;
+        }
         map.serialize_entry(
             "blobs",
             &seq_out(s.blobs.iter().map(|b| (&b.digest, b.size))),
@@ -703,6 +721,7 @@ struct RepositoryIn {
 /// What a file holds, read into the parts of a `Builder`.
 struct Loaded {
     timestamp: f64,
+    dates: bool,
     blobs: Vec<Blob>,
     repositories: Vec<Repository>,
 }
@@ -726,6 +745,7 @@ impl<'de> Visitor<'de> for FileSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loaded, A::Error> {
         let (mut format, mut timestamp, mut blobs, mut repositories) = (false, None, None, None);
+        let mut dates = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "format" => {
@@ -738,6 +758,7 @@ impl<'de> Visitor<'de> for FileSeed {
                     format = true;
                 }
                 "timestamp" => timestamp = Some(map.next_value::<f64>()?),
+                "dates" => dates = map.next_value::<bool>()?,
                 "blobs" => {
                     let blob = |(digest, size): (Digest, u64)| Blob { digest, size };
                     blobs = Some(map.next_value_seed(list_of(blob))?);
@@ -755,6 +776,7 @@ impl<'de> Visitor<'de> for FileSeed {
         }
         Ok(Loaded {
             timestamp: timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
+            dates,
             blobs: blobs.ok_or_else(|| de::Error::missing_field("blobs"))?,
             repositories: repositories.ok_or_else(|| de::Error::missing_field("repositories"))?,
         })
@@ -901,6 +923,7 @@ pub fn load_open(file: impl std::io::Read, path: &Path) -> Result<Snapshot, Load
         blobs: loaded.blobs,
         index: HashMap::new(),
         repositories: loaded.repositories,
+        dates: loaded.dates,
     };
     Ok(builder.finish(loaded.timestamp))
 }
@@ -977,6 +1000,31 @@ mod tests {
             r#"{{"format":"{FORMAT}","timestamp":12.5,"blobs":[["sha512:other",7]],"repositories":[{{"name":"broken","error":"tag list: HTTP 500"}},{{"name":"g/app","tags":[{{"name":"v1","digest":"{digest}","layers":[0]}}]}}]}}"#
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+        // A scan with dates adds `dates` and each known `created`, nothing else.
+        let mut b = Builder::with_dates(true);
+        let layers = b.intern_layers([(&Digest::from("sha512:other"), 7)]);
+        let dated = |name: &str, created| Tag {
+            name: name.into(),
+            digest: None,
+            layers: layers.clone().into_boxed_slice(),
+            size: 0,
+            disk_size: 0,
+            created,
+        };
+        b.add_interned(
+            "r",
+            Some(vec![dated("a", Some(-1)), dated("b", None)]),
+            None,
+        );
+        save(&b.finish(1.0), &path).unwrap();
+        let expected = format!(
+            r#"{{"format":"{FORMAT}","timestamp":1.0,"dates":true,"blobs":[["sha512:other",7]],"repositories":[{{"name":"r","tags":[{{"name":"a","layers":[0],"created":-1}},{{"name":"b","layers":[0]}}]}}]}}"#
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+        let l = load(&path).unwrap();
+        assert!(l.dates);
+        let created = |t: &str| l.repository("r").unwrap().tag(t).unwrap().created;
+        assert_eq!((created("a"), created("b")), (Some(-1), None));
         // Keys in another order and unknown keys (a later version's) are fine.
         std::fs::write(
             &path,
@@ -986,6 +1034,7 @@ mod tests {
         )
         .unwrap();
         let l = load(&path).unwrap();
+        assert!(!l.dates, "a file without dates is not a scan with dates");
         assert_eq!(l.blobs[0].digest.to_string(), digest);
         let t = l.repository("r").unwrap().tag("t").unwrap();
         assert_eq!(
