@@ -69,6 +69,8 @@ pub enum ResourceKey {
     Collection,
     Repository(Box<str>),
     Tags(Box<str>),
+    /// A cleanup preview: its scope and policy (`cleanup::cache_text`).
+    Cleanup(Box<str>),
 }
 
 /// Everything that changes a document within one snapshot generation. The server

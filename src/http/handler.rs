@@ -16,9 +16,11 @@ use crate::auth::jwt::TokenError;
 use crate::auth::{basic::parse_basic, LoginError};
 use crate::cidr::CidrList;
 use crate::config::Role;
+use crate::percent::decode_path;
 use crate::snapshot::Snapshot;
 
 use super::cache::{Body, ETag, Key, Rendered, ResourceKey};
+use super::cleanup::{self, Scope};
 use super::hal::{self, write_json_f64, write_json_string, Json, Sink, View};
 use super::html::Html;
 use super::router::{self, Collection, NotFound, Options, Resource, Route};
@@ -280,7 +282,8 @@ impl App {
                 Method::Options => Reply::preflight(LOGIN_METHODS, cors),
                 _ => Reply::method_not_allowed(LOGIN_METHODS),
             },
-            route @ (Route::Api { .. } | Route::Unknown) => match rq.method {
+            route @ (Route::Api { .. } | Route::Cleanup { .. } | Route::Unknown) => match rq.method
+            {
                 Method::Get | Method::Head => self.api(rq, route, path, query),
                 Method::Options => Reply::preflight(READ_METHODS, cors),
                 _ => Reply::method_not_allowed(READ_METHODS),
@@ -496,15 +499,35 @@ impl App {
             return Reply::new(e.status, JSON, Body::Owned(out))
                 .header("WWW-Authenticate", challenge);
         }
-        let Route::Api { collection, rest } = route else {
-            return Reply::not_found(path);
-        };
         let Some(snapshot) = self.snapshots.get() else {
+            if matches!(route, Route::Unknown) {
+                return Reply::not_found(path);
+            }
             return Reply::message(
                 503,
                 "No data yet: the first scan of the registry has not finished",
             )
             .header("Retry-After", "10");
+        };
+        let scope = match route {
+            Route::Cleanup { namespace: None } => Some(Scope::Registry),
+            Route::Cleanup {
+                namespace: Some(encoded),
+            } => match decode_path(encoded) {
+                Ok(name) => Some(Scope::Namespace(name.into())),
+                Err(e) => return Reply::message(400, e.message()),
+            },
+            Route::Api {
+                collection: Collection::Repositories,
+                rest: Some(rest),
+            } => repository_cleanup(&snapshot, rest),
+            _ => None,
+        };
+        if let Some(scope) = scope {
+            return self.cleanup(rq, &snapshot, &scope, path, query);
+        }
+        let Route::Api { collection, rest } = route else {
+            return Reply::not_found(path);
         };
         let base = self.base(collection);
         let resource = match router::resolve(&snapshot, base, rest) {
@@ -516,23 +539,7 @@ impl App {
         let html = router::prefers_html(rq.accept);
         let (body, etag) = self.render(&snapshot, resource, collection, options, html);
         let content_type = if html { HTML } else { HAL_JSON };
-        let fresh = rq
-            .if_none_match
-            .is_some_and(|inm| router::none_match(inm, etag.as_str()));
-        let mut reply = if fresh {
-            Reply {
-                status: 304,
-                content_type: None,
-                body: Body::Static(b""),
-                etag: Some(etag),
-                headers: Vec::new(),
-            }
-        } else {
-            Reply {
-                etag: Some(etag),
-                ..Reply::new(200, content_type, body)
-            }
-        };
+        let (mut reply, fresh) = conditional(rq, content_type, body, etag);
         reply.headers.push(("Vary", Cow::Borrowed("Accept")));
         if html && !fresh {
             reply
@@ -600,6 +607,100 @@ impl App {
             }
         }
     }
+}
+
+impl App {
+    /// A cleanup preview (`scope` found in `snapshot`): 404 for a scope that names
+    /// nothing, 400 naming a parameter it cannot use, else the document, rendered once
+    /// per snapshot generation, scope and policy (`RenderCache`: requests asking for the
+    /// same one meanwhile wait for it instead of computing it again).
+    fn cleanup(
+        &self,
+        rq: &Incoming<'_>,
+        snapshot: &Snapshot,
+        scope: &Scope,
+        path: &str,
+        query: &str,
+    ) -> Reply {
+        if !scope.exists(snapshot) {
+            return Reply::not_found(path);
+        }
+        let policy = match cleanup::policy_of(query) {
+            Ok(p) => p,
+            Err(e) => return Reply::message(400, &e.0),
+        };
+        let key = Key {
+            resource: ResourceKey::Cleanup(cleanup::cache_text(scope, &policy).into()),
+            collection: Collection::Repositories,
+            depth: 0,
+            links: false,
+            html: false,
+        };
+        let hit = self.cache.get_or_render(snapshot.generation, key, || {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let refs = self.references(snapshot);
+            let mut bytes = cleanup::render(snapshot, &refs, scope, &policy, now);
+            bytes.shrink_to_fit();
+            let etag = ETag::of(&bytes);
+            Rendered {
+                body: Arc::new(bytes),
+                etag,
+            }
+        });
+        conditional(rq, JSON, Body::Shared(hit.body), hit.etag).0
+    }
+
+    /// How many tags reference each blob of `snapshot`, computed once per generation.
+    fn references(&self, snapshot: &Snapshot) -> Arc<Vec<u32>> {
+        let mut slot = self.references.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some((generation, refs)) if *generation == snapshot.generation => refs.clone(),
+            _ => {
+                let refs = Arc::new(crate::cleanup::blob_references(snapshot));
+                *slot = Some((snapshot.generation, refs.clone()));
+                refs
+            }
+        }
+    }
+}
+
+/// `/repositories/<name>/cleanup` when `<name>` is a repository and the whole path is
+/// not (a repository may itself be called `…/cleanup`).
+fn repository_cleanup(snapshot: &Snapshot, rest: &str) -> Option<Scope> {
+    let name = decode_path(rest).ok()?;
+    let stem = name.strip_suffix("/cleanup")?;
+    (snapshot.repository(&name).is_none() && snapshot.repository(stem).is_some())
+        .then(|| Scope::Repository(stem.into()))
+}
+
+/// The 200 reply with `body` and `etag`, or 304 when the client's `If-None-Match` has
+/// it; and whether it was the 304.
+fn conditional(
+    rq: &Incoming<'_>,
+    content_type: &'static str,
+    body: Body,
+    etag: ETag,
+) -> (Reply, bool) {
+    let fresh = rq
+        .if_none_match
+        .is_some_and(|inm| router::none_match(inm, etag.as_str()));
+    let reply = if fresh {
+        Reply {
+            status: 304,
+            content_type: None,
+            body: Body::Static(b""),
+            etag: Some(etag),
+            headers: Vec::new(),
+        }
+    } else {
+        Reply {
+            etag: Some(etag),
+            ..Reply::new(200, content_type, body)
+        }
+    };
+    (reply, fresh)
 }
 
 /// docs/openapi.json, made from docs/openapi.yaml by `make openapi` (tests/contract.rs

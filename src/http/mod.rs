@@ -11,6 +11,7 @@
 //! or the htpasswd check), and it runs on its own threads.
 
 mod cache;
+mod cleanup;
 mod hal;
 mod handler;
 mod html;
@@ -40,6 +41,9 @@ pub struct App {
     limiter: Limiter,
     in_flight: Arc<handler::InFlight>,
     cache: cache::RenderCache,
+    /// Per snapshot generation: how many tags reference each blob (the cleanup
+    /// preview's "is anything else still using it"), computed once.
+    references: std::sync::Mutex<Option<(u64, Arc<Vec<u32>>)>>,
     /// `<server_prefix>/repositories` and `<server_prefix>/images`, the bases of links.
     bases: [String; 2],
     headers: server::FixedHeaders,
@@ -64,6 +68,7 @@ impl App {
             limiter: Limiter::new(),
             in_flight: Arc::default(),
             cache: cache::RenderCache::default(),
+            references: std::sync::Mutex::new(None),
             bases,
             headers,
         }

@@ -30,6 +30,12 @@ pub enum Route<'a> {
         collection: Collection,
         rest: Option<&'a str>,
     },
+    /// `/cleanup` (`namespace: None`) or `/namespaces/<path>/cleanup`, `path` still
+    /// encoded. (`/repositories/<name>/cleanup` is an `Api` path: only the snapshot can
+    /// tell it from a repository whose name ends in `/cleanup`.)
+    Cleanup {
+        namespace: Option<&'a str>,
+    },
     /// Anything else, including paths outside `server_prefix`.
     Unknown,
 }
@@ -60,7 +66,17 @@ pub fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
         "/health" => return Route::Health,
         "/auth_token" => return Route::AuthToken,
         "/openapi.json" => return Route::OpenApi,
+        "/cleanup" => return Route::Cleanup { namespace: None },
         _ => {}
+    }
+    if let Some(namespace) = path
+        .strip_prefix("/namespaces/")
+        .and_then(|p| p.strip_suffix("/cleanup"))
+        .filter(|n| !n.is_empty())
+    {
+        return Route::Cleanup {
+            namespace: Some(namespace),
+        };
     }
     for (name, collection) in [
         ("/repositories", Collection::Repositories),
