@@ -23,7 +23,11 @@
 //! repository still uses frees nothing, and two tags on one manifest free nothing unless
 //! both go.
 
+use std::borrow::Cow;
+
 use regex::Regex;
+
+use crate::percent::decode_query_component;
 
 use crate::snapshot::{Repository, Snapshot, Tag};
 
@@ -329,6 +333,172 @@ pub fn covers(path: &str, repository: &str) -> bool {
     repository
         .strip_prefix(path)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Dates at or before 1980-01-01: what ko and reproducible builds (1970) and Jib
+/// (1970-01-01T00:00:01Z, "48 years ago") write instead of the real build time.
+pub const FAKE_DATE_LIMIT: i64 = 315_532_800;
+
+/// Which repositories a preview covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Registry,
+    /// A GitLab group or project path (decoded): the repositories named by it.
+    Namespace(Box<str>),
+    Repository(Box<str>),
+}
+
+impl Scope {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Registry => "registry",
+            Scope::Namespace(_) => "namespace",
+            Scope::Repository(_) => "repository",
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Scope::Registry => None,
+            Scope::Namespace(n) | Scope::Repository(n) => Some(n),
+        }
+    }
+
+    pub fn covers(&self, repository: &str) -> bool {
+        match self {
+            Scope::Registry => true,
+            Scope::Namespace(path) => covers(path, repository),
+            Scope::Repository(name) => **name == *repository,
+        }
+    }
+
+    /// Does the scope name something in `snapshot`? (A namespace must cover a
+    /// repository; otherwise the answer is a 404, as for any unknown name.)
+    pub fn exists(&self, snapshot: &Snapshot) -> bool {
+        match self {
+            Scope::Registry => true,
+            Scope::Repository(name) => snapshot.repository(name).is_some(),
+            Scope::Namespace(_) => snapshot.repositories.iter().any(|r| self.covers(&r.name)),
+        }
+    }
+}
+
+/// The decoded `(key, value)` pairs of a query string.
+pub fn query_pairs(query: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_query_component(k), decode_query_component(v))
+        })
+        .collect()
+}
+
+/// The policy of a request's query string (the first occurrence of a parameter counts).
+pub fn policy_of(query: &str) -> Result<Policy, PolicyError> {
+    let pairs = query_pairs(query);
+    let mut seen: Vec<&str> = Vec::new();
+    let firsts = pairs.iter().filter_map(|(k, v)| {
+        if seen.contains(&k.as_ref()) {
+            return None;
+        }
+        seen.push(k);
+        Some((k.as_ref(), v.as_ref()))
+    });
+    Policy::from_params(firsts.collect::<Vec<_>>())
+}
+
+/// The scope a command-line query names: `repository=<name>`, else `namespace=<path>`,
+/// else the whole registry (the API takes these from its path instead).
+pub fn scope_of(query: &str) -> Scope {
+    let pairs = query_pairs(query);
+    let find = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    match (find("repository"), find("namespace")) {
+        (Some(name), _) => Scope::Repository(name.as_ref().into()),
+        (None, Some(path)) => Scope::Namespace(path.as_ref().into()),
+        (None, None) => Scope::Registry,
+    }
+}
+
+/// `--preview-cleanup`'s text: the totals, then the `top` repositories that would free
+/// the most (then by logical bytes, then by name) as an aligned table.
+pub fn table(snapshot: &Snapshot, preview: &Preview, top: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "tags deleted: {}\ntags kept: {}\nlogical bytes: {}\nfreed bytes: {}\n\
+         deduplicated size: {} before, {} after",
+        preview.tags_deleted,
+        preview.tags_kept,
+        preview.logical_bytes,
+        preview.freed_bytes,
+        preview.deduplicated_size_before,
+        preview.deduplicated_size_after
+    );
+    if !preview.unknown.is_empty() {
+        let _ = writeln!(
+            out,
+            "repositories not judged (their tags are unknown): {}",
+            preview.unknown.len()
+        );
+    }
+    let mut rows: Vec<&RepositoryPreview> = preview
+        .repositories
+        .iter()
+        .filter(|r| !r.deleted.is_empty())
+        .collect();
+    rows.sort_by(|a, b| {
+        (b.freed_bytes, b.logical_bytes)
+            .cmp(&(a.freed_bytes, a.logical_bytes))
+            .then(a.repository.cmp(&b.repository))
+    });
+    rows.truncate(top);
+    if rows.is_empty() {
+        return out;
+    }
+    let header = [
+        "repository",
+        "tags deleted",
+        "tags kept",
+        "logical bytes",
+        "freed bytes",
+    ];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                snapshot.repositories[r.repository as usize]
+                    .name
+                    .to_string(),
+                r.deleted.len().to_string(),
+                r.kept.len().to_string(),
+                r.logical_bytes.to_string(),
+                r.freed_bytes.to_string(),
+            ]
+        })
+        .collect();
+    let mut width = header.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let _ = writeln!(out);
+    let line = |out: &mut String, row: [&str; 5]| {
+        // The name left-aligned, the numbers right-aligned.
+        let _ = write!(out, "{:<w$}", row[0], w = width[0]);
+        for (cell, w) in row[1..].iter().zip(&width[1..]) {
+            let _ = write!(out, "  {cell:>w$}");
+        }
+        out.push('\n');
+    };
+    line(&mut out, header);
+    for row in &cells {
+        line(&mut out, [&row[0], &row[1], &row[2], &row[3], &row[4]]);
+    }
+    out
 }
 
 #[cfg(test)]

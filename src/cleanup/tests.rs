@@ -401,3 +401,51 @@ fn namespaces_cover_their_repositories_only() {
     assert!(!covers("g", "gx/app"));
     assert!(!covers("g/app", "g"));
 }
+
+#[test]
+fn the_table_is_aligned_and_biggest_first() {
+    let d = |n: i64| Some(n * DAY);
+    let s = snapshot(&[
+        ("a/small", &[("old", &[("sha256:s", 5)], d(1))]),
+        (
+            "b/big",
+            &[
+                ("old", &[("sha256:b", 5000)], d(1)),
+                ("latest", &[("sha256:c", 1)], d(1)),
+            ],
+        ),
+        ("c/none", &[("latest", &[("sha256:n", 1)], d(1))]),
+    ]);
+    let refs = blob_references(&s);
+    let p = preview(
+        &s,
+        &refs,
+        &policy(&[("name_regex", ".*")]),
+        |_| true,
+        100 * DAY,
+    );
+    let text = table(&s, &p, 10);
+    let want = "tags deleted: 2\ntags kept: 2\nlogical bytes: 5005\nfreed bytes: 5005\n\
+                deduplicated size: 5007 before, 2 after\n\
+                repositories not judged (their tags are unknown): 1\n\n\
+                repository  tags deleted  tags kept  logical bytes  freed bytes\n\
+                b/big                  1          1           5000         5000\n\
+                a/small                1          0              5            5\n";
+    assert_eq!(text, want);
+    assert_eq!(
+        table(&s, &p, 1)
+            .lines()
+            .filter(|l| l.starts_with("a/small"))
+            .count(),
+        0
+    );
+    assert_eq!(
+        scope_of("keep_n=1&namespace=g%2Fx"),
+        Scope::Namespace("g/x".into())
+    );
+    assert_eq!(
+        scope_of("repository=g/x/app&namespace=g"),
+        Scope::Repository("g/x/app".into())
+    );
+    assert_eq!(scope_of("keep_n=1"), Scope::Registry);
+}

@@ -4,88 +4,11 @@
 //! picks the scope and writes the document (serde structs borrowing the snapshot,
 //! streamed into the buffer: no value tree).
 
-use std::borrow::Cow;
-
 use serde::Serialize;
 
-use crate::cleanup::{self, Policy, PolicyError, Preview, Reason};
-use crate::percent::decode_query_component;
+use crate::cleanup::{self, Policy, Preview, Reason, Scope, FAKE_DATE_LIMIT};
 use crate::rfc3339;
 use crate::snapshot::{Snapshot, Tag};
-
-/// Dates at or before 1980-01-01: what ko and reproducible builds (1970) and Jib
-/// (1970-01-01T00:00:01Z, "48 years ago") write instead of the real build time.
-const FAKE_DATE_LIMIT: i64 = 315_532_800;
-
-/// Which repositories a preview covers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Registry,
-    /// A GitLab group or project path (decoded): the repositories named by it.
-    Namespace(Box<str>),
-    Repository(Box<str>),
-}
-
-impl Scope {
-    fn kind(&self) -> &'static str {
-        match self {
-            Scope::Registry => "registry",
-            Scope::Namespace(_) => "namespace",
-            Scope::Repository(_) => "repository",
-        }
-    }
-
-    fn name(&self) -> Option<&str> {
-        match self {
-            Scope::Registry => None,
-            Scope::Namespace(n) | Scope::Repository(n) => Some(n),
-        }
-    }
-
-    fn covers(&self, repository: &str) -> bool {
-        match self {
-            Scope::Registry => true,
-            Scope::Namespace(path) => cleanup::covers(path, repository),
-            Scope::Repository(name) => **name == *repository,
-        }
-    }
-
-    /// Does the scope name something in `snapshot`? (A namespace must cover a
-    /// repository; otherwise the answer is a 404, as for any unknown name.)
-    pub fn exists(&self, snapshot: &Snapshot) -> bool {
-        match self {
-            Scope::Registry => true,
-            Scope::Repository(name) => snapshot.repository(name).is_some(),
-            Scope::Namespace(_) => snapshot.repositories.iter().any(|r| self.covers(&r.name)),
-        }
-    }
-}
-
-/// The decoded `(key, value)` pairs of a query string.
-pub fn query_pairs(query: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_query_component(k), decode_query_component(v))
-        })
-        .collect()
-}
-
-/// The policy of a request's query string (the first occurrence of a parameter counts).
-pub fn policy_of(query: &str) -> Result<Policy, PolicyError> {
-    let pairs = query_pairs(query);
-    let mut seen: Vec<&str> = Vec::new();
-    let firsts = pairs.iter().filter_map(|(k, v)| {
-        if seen.contains(&k.as_ref()) {
-            return None;
-        }
-        seen.push(k);
-        Some((k.as_ref(), v.as_ref()))
-    });
-    Policy::from_params(firsts.collect::<Vec<_>>())
-}
 
 /// A canonical text of scope and policy, part of the cache key: two queries that mean
 /// the same preview share one rendering.

@@ -20,11 +20,12 @@ use crate::percent::decode_path;
 use crate::snapshot::Snapshot;
 
 use super::cache::{Body, ETag, Key, Rendered, ResourceKey};
-use super::cleanup::{self, Scope};
+use super::cleanup;
 use super::hal::{self, write_json_f64, write_json_string, Json, Sink, View};
 use super::html::Html;
 use super::router::{self, Collection, NotFound, Options, Resource, Route};
 use super::App;
+use crate::cleanup::{policy_of, Scope};
 
 /// Longest request target served; longer ones get 414. Names are at most 255 bytes
 /// (Distribution's limit), so even fully percent-encoded paths stay far below this.
@@ -625,7 +626,7 @@ impl App {
         if !scope.exists(snapshot) {
             return Reply::not_found(path);
         }
-        let policy = match cleanup::policy_of(query) {
+        let policy = match policy_of(query) {
             Ok(p) => p,
             Err(e) => return Reply::message(400, &e.0),
         };
