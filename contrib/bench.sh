@@ -238,6 +238,11 @@ log "scanning at 0 ms per request"
 start_registry 0 4
 REGISTRY_CMD_0=$REGISTRY_CMD
 scan_rows "$WORK/scan-0.jsonl" --concurrency 8 --move-percent 1 --save "$SNAP"
+# Tag dates: the same first scan without config blobs, for the extra requests and time;
+# then the cleanup preview over the saved snapshot (its dates come from the scan above).
+log "a first scan without tag dates, and the cleanup preview"
+scan_rows "$WORK/scan-nodates.jsonl" --concurrency 8 --once --no-dates
+timeout 600 "$BENCH" cleanup --snapshot "$SNAP" --runs 5 >"$WORK/cleanup.jsonl"
 
 # 3b. The service scanning the same registry itself: its peak RSS includes the scan, and
 # from the second scan on, the previous snapshot too.
@@ -649,6 +654,24 @@ fi
     else
         echo "The registry's own counters (\`/control/stats\`) differ from the client's in: $MISMATCH."
     fi
+    echo
+
+    echo "### Tag dates and the cleanup preview"
+    echo
+    echo "A first scan with \`[registry] tag_dates = true\` (the default: one config blob GET per"
+    echo "new image) against the same scan with it off, and the unchanged re-scan (no config GET);"
+    echo "then \`bench cleanup --snapshot snapshot.json --runs 5\` (medians, in-process)."
+    echo
+    echo "| scan | seconds | requests | config blob GETs |"
+    echo "|---|---:|---:|---:|"
+    jq -r 'select(.phase != "moved") | "| \(.phase)\(if .dates then ", dates" else ", no dates" end) | \(.seconds * 100 | round / 100) | \(.requests.total) | \(.requests.blob_get) |"' \
+        "$WORK/scan-0.jsonl" "$WORK/scan-nodates.jsonl"
+    echo
+    jq -r '"| preview of `\(.query)` over \(.tags) tags | ms |", "|---|---:|",
+        "| blob reference counts (once per generation) | \(.references_ms * 100 | round / 100) |",
+        "| whole registry, verdicts and bytes (\(.tags_deleted) tags deleted) | \(.registry_ms * 100 | round / 100) |",
+        "| whole registry, the /cleanup JSON document (\(.document_bytes) bytes) | \(.registry_document_ms * 100 | round / 100) |",
+        "| one repository (\(.repository_tags) tags) | \(.repository_ms * 1000 | round / 1000) |"' "$WORK/cleanup.jsonl"
     echo
 
     echo "## 3. Memory"

@@ -58,6 +58,25 @@ enum Sub {
     Port(PortArgs),
     Warm(WarmArgs),
     Burst(BurstArgs),
+    Cleanup(CleanupArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "cleanup")]
+/// time the cleanup preview over a snapshot file
+struct CleanupArgs {
+    /// the snapshot file
+    #[argh(option)]
+    snapshot: PathBuf,
+    /// the policy, as the API's query
+    #[argh(
+        option,
+        default = "String::from(\"name_regex=.*&keep_n=5&older_than=90d\")"
+    )]
+    query: String,
+    /// how many runs
+    #[argh(option, default = "5")]
+    runs: usize,
 }
 
 /// scan a registry (full, unchanged, after moving tags) and print one JSON line per scan
@@ -88,6 +107,9 @@ struct ScanArgs {
     /// before each scan, grow the registry's tiny_http pool by this many threads (0: off)
     #[argh(option, default = "0")]
     warm: usize,
+    /// scan with `[registry] tag_dates = false` (no config blobs)
+    #[argh(switch)]
+    no_dates: bool,
 }
 
 /// time from exec to the first 200 on GET /health, several times
@@ -185,6 +207,7 @@ fn main() -> ExitCode {
         Sub::Scan(a) => run_scan(&a),
         Sub::Startup(a) => run_startup(&a),
         Sub::Load(a) => run_load(&a),
+        Sub::Cleanup(a) => run_cleanup(&a),
         Sub::Htpasswd(a) => bcrypt::hash(&a.password, a.cost)
             .map(|h| println!("{}:{h}", a.user))
             .map_err(|e| e.to_string()),
@@ -237,6 +260,7 @@ fn counts_json(c: &Counts) -> Value {
         "manifest_head": c.manifest_head,
         "manifest_get": c.manifest_get,
         "blob_head": c.blob_head,
+        "blob_get": c.blob_get,
         "retries": c.retries,
         "total": c.total(),
     })
@@ -246,8 +270,8 @@ fn run_scan(a: &ScanArgs) -> Result<(), String> {
     let base = registry_url(&a.registry);
     let text = format!(
         "[registry]\nregistry_base_url = {base}\ngitlab_base_url = {base}\nusername = {}\n\
-         access_token = {}\nconcurrency = {}\n",
-        a.user, a.password, a.concurrency
+         access_token = {}\nconcurrency = {}\ntag_dates = {}\n",
+        a.user, a.password, a.concurrency, !a.no_dates
     );
     let (config, _warnings) = Config::parse(&text).map_err(|e| e.to_string())?;
     let client = Client::new(&config.registry).map_err(|e| e.to_string())?;
@@ -269,6 +293,7 @@ fn run_scan(a: &ScanArgs) -> Result<(), String> {
         let totals = report.snapshot.totals;
         let line = json!({
             "phase": phase,
+            "dates": !a.no_dates,
             "concurrency": a.concurrency,
             "seconds": report.duration.as_secs_f64(),
             "repositories": totals.repository_count,
@@ -425,6 +450,60 @@ fn run_load(a: &LoadArgs) -> Result<(), String> {
         "{}",
         json!({"phase": "load", "tags": tags, "file_bytes": bytes, "runs_ms": runs,
                "min_ms": min, "median_ms": median(&runs)})
+    );
+    Ok(())
+}
+
+/// The cleanup preview's cost at this snapshot's size: the per-generation blob reference
+/// counts, the verdicts over the whole registry, the whole registry's JSON document (what
+/// `/cleanup` renders once per generation and query), and one repository (the one with
+/// the most tags).
+fn run_cleanup(a: &CleanupArgs) -> Result<(), String> {
+    use gitlab_registry_usage_rest::cleanup;
+    let s = snapshot::load(&a.snapshot).map_err(|e| e.to_string())?;
+    let policy = cleanup::policy_of(&a.query).map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let biggest = s
+        .repositories
+        .iter()
+        .max_by_key(|r| r.tags.as_ref().map_or(0, Vec::len))
+        .ok_or("an empty snapshot")?;
+    let (mut refs_ms, mut all_ms, mut json_ms, mut one_ms) = (vec![], vec![], vec![], vec![]);
+    let mut deleted = 0;
+    let mut bytes = 0;
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    for _ in 0..a.runs {
+        let t = Instant::now();
+        let refs = cleanup::blob_references(&s);
+        refs_ms.push(ms(t));
+        let t = Instant::now();
+        let all = cleanup::preview(&s, &refs, &policy, |_| true, now);
+        all_ms.push(ms(t));
+        deleted = all.tags_deleted;
+        let t = Instant::now();
+        let doc = gitlab_registry_usage_rest::http::cleanup_document(
+            &s,
+            &refs,
+            &cleanup::Scope::Registry,
+            &policy,
+            now,
+        );
+        json_ms.push(ms(t));
+        bytes = doc.len();
+        let t = Instant::now();
+        let one = cleanup::preview(&s, &refs, &policy, |r| r.name == biggest.name, now);
+        one_ms.push(ms(t));
+        std::hint::black_box(one);
+    }
+    println!(
+        "{}",
+        json!({"phase": "cleanup", "query": a.query, "tags": s.totals.tag_count,
+               "tags_deleted": deleted, "document_bytes": bytes,
+               "references_ms": median(&refs_ms), "registry_ms": median(&all_ms),
+               "registry_document_ms": median(&json_ms), "repository_ms": median(&one_ms),
+               "repository_tags": biggest.tags.as_ref().map_or(0, Vec::len)})
     );
     Ok(())
 }

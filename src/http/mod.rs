@@ -12,6 +12,8 @@
 
 mod cache;
 mod cleanup;
+/// The JSON of a cleanup preview (what the `/cleanup` routes answer), for the bench.
+pub use cleanup::render as cleanup_document;
 mod hal;
 mod handler;
 mod html;
