@@ -317,12 +317,9 @@ pub fn preview(
             }
         }
     }
-    out.deduplicated_size_before = references
-        .iter()
-        .zip(&snapshot.blobs)
-        .filter(|(&n, _)| n > 0)
-        .map(|(_, b)| b.size)
-        .sum();
+    // Every referenced blob has one owner, so the total `disk_size` is the registry's
+    // deduplicated layer bytes (no pass over the blobs per preview).
+    out.deduplicated_size_before = snapshot.totals.disk_size;
     out.deduplicated_size_after = out.deduplicated_size_before - out.freed_bytes;
     out
 }
