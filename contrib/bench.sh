@@ -8,7 +8,8 @@
 #      re-scan, re-scan after 1 % of the tags moved;
 #   3. memory: VmHWM of the service at 100k tags (loaded from the file, and scanning
 #      itself), idle and after the wrk runs;
-#   4. start-up: exec to the first 200 on /health from a 100k-tag snapshot file.
+#   4. start-up: exec to the first 200 on /health from a 100k-tag snapshot file;
+#   5. the static (musl) build next to the glibc build: rate on the same cells, peak RSS.
 #
 # Everything listens on 127.0.0.1 only, every run is bounded in time, and every process
 # this script starts is stopped (and its temp dir removed) on exit, failure or Ctrl-C.
@@ -18,6 +19,8 @@
 #   BENCH_DURATION=10s   wrk duration of the serving table (the worker sweep uses half)
 #   BENCH_REPEAT=3       runs of each server per cell of the serving table (median kept)
 #   BENCH_QUICK=1        trial run: 3 s wrk runs, 1,000 repositories, no 16/32 scan rows
+#   BENCH_ONLY=static    section 5 alone, printed to stdout (BENCH_SNAPSHOT=file: serve
+#                        that 100k-tag snapshot file instead of scanning once to make one)
 #   BENCH_MAX_LOAD=0.5   wait (polling every 60 s, at most BENCH_WAIT seconds, default
 #                        900) until the 1-minute load average is below this before measuring
 #   BENCH_WARM=1         grow the servers' tiny_http pools before each wrk run and scan
@@ -46,6 +49,10 @@ REL=$ROOT/target/release
 BIN=$REL/gitlab-registry-usage-rest
 REGISTRY_BIN=$REL/examples/synthetic_registry
 BENCH=$REL/examples/bench
+MUSL_TARGET=x86_64-unknown-linux-musl
+MUSL_BIN=$ROOT/target/$MUSL_TARGET/release/gitlab-registry-usage-rest
+# The cells on which section 5 compares the static build with the glibc build.
+STATIC_CELLS=(tag repository_embed_links)
 # One repository and one tag of the synthetic registry (group-NNN/project-NNNN, v1..v9, latest).
 REPO=group-050/project-0500
 REPO_ENC=group-050%2Fproject-0500
@@ -148,6 +155,8 @@ NGINX=$(command -v nginx)
 
 log "building release binaries"
 "$CARGO" build --release --bin gitlab-registry-usage-rest --example synthetic_registry --example bench 2>&1 | tail -n 1 >&2
+log "building the static (musl) release binary"
+"$CARGO" build --release --target "$MUSL_TARGET" --bin gitlab-registry-usage-rest 2>&1 | tail -n 1 >&2
 
 if [ -n "${BENCH_MAX_LOAD:-}" ]; then
     waited=0
@@ -236,6 +245,150 @@ scan_rows() {
     timeout 600 "$BENCH" scan --registry "http://127.0.0.1:$REG_PORT/" "$@" >>"$out"
 }
 
+# start_service WORKERS [BINARY NAME]: the service (default $BIN) from the snapshot file;
+# sets SVC_PORT SVC_PID TOKEN
+start_service() {
+    local name=$1${3:+-$3}
+    SVC_PORT=$("$BENCH" port)
+    write_config "$WORK/service-$name.conf" "$SVC_PORT" "$1" "$SNAP" "$UNREACHABLE"
+    start_bg "$WORK/service-$name.log" "${2:-$BIN}" -c "$WORK/service-$name.conf"
+    SVC_PID=$LAST_PID
+    wait_200 "http://127.0.0.1:$SVC_PORT/health" 30
+    TOKEN=$(curl -sf -u "$BENCH_USER:$BENCH_PASSWORD" "http://127.0.0.1:$SVC_PORT/auth_token" | jq -r .auth_token)
+    [ -n "$TOKEN" ] && [ "$TOKEN" != null ]
+}
+
+# wrk_run NAME URL CONNECTIONS DURATION WARM_PORT: one wrk run, output in $WORK/wrk-NAME.txt
+wrk_run() {
+    local name=$1 url=$2 c=$3 d=$4 warm_port=$5
+    if [ "$WARM" = 1 ] && [ -n "$warm_port" ]; then
+        # for builds without the tiny_http pool fix (see examples/bench.rs)
+        "$BENCH" warm --port "$warm_port" --connections $((c + 16)) >/dev/null
+    fi
+    timeout 120 wrk -t2 -c"$c" -d"$d" --latency --timeout 5s \
+        -H "Authorization: Bearer $TOKEN" "$url" >"$WORK/wrk-$name.txt"
+}
+
+# parse_wrk NAME -> "rps p50_ms p99_ms avg_ms errors non2xx transfer"
+parse_wrk() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /m$/) return v * 60000
+            if (v ~ /s$/) return v * 1000
+            return v + 0
+        }
+        /^ +Latency / && !seen { avg = ms($2); seen = 1 }
+        /^ +50% / { p50 = ms($2) }
+        /^ +99% / { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /^Transfer\/sec:/ { tr = $2 }
+        /Socket errors:/ { err = $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        END { printf "%.0f %.3f %.3f %.3f %d %d %s\n", rps, p50, p99, avg, err, bad, tr }
+    ' "$WORK/wrk-$1.txt"
+}
+
+# The resources: name, path on our service, file name under nginx.
+NAMES=(repository tag repository_embed_links collection_embed top_exclusive namespace_embed)
+declare -A PATHS=(
+    [repository]="/repositories/$REPO_ENC"
+    [tag]="/repositories/$REPO_ENC/tags/$TAG"
+    [repository_embed_links]="/repositories/$REPO_ENC?embed=true&links=true"
+    [collection_embed]="/repositories?embed=true"
+    [top_exclusive]="/repositories?sort=-exclusive_size&limit=20&embed=1"
+    [namespace_embed]="/namespaces/$GROUP?embed=1"
+)
+# BENCH_NAMES="top_exclusive namespace_embed": serve only these (a trial of new cells).
+if [ -n "${BENCH_NAMES:-}" ]; then
+    read -r -a NAMES <<<"$BENCH_NAMES"
+fi
+
+# median_run PREFIX: of the runs PREFIX-1..PREFIX-$REPEAT, the parse_wrk line of the one
+# with the median req/s (so its latencies come with it)
+median_run() {
+    local r
+    for r in $(seq 1 "$REPEAT"); do
+        parse_wrk "$1-$r"
+    done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
+}
+runs_of() {
+    local r out=()
+    for r in $(seq 1 "$REPEAT"); do
+        out+=("$(parse_wrk "$1-$r" | cut -d' ' -f1)")
+    done
+    local IFS=,
+    echo "${out[*]}"
+}
+
+
+# ---------------------------------------------------------------------------------------
+# 5. The static (musl) build, which the image and the tarball ship, next to the glibc build
+# ---------------------------------------------------------------------------------------
+# static_compare OUT: both builds serve the snapshot file at once; on each cell the two
+# alternate $REPEAT times (medians kept), then /repositories?embed=true, then VmHWM of
+# each. Writes a markdown section to OUT.
+static_compare() {
+    local out=$1 n c r g_port g_pid s_port s_pid row g s
+    start_service 2 "$BIN" glibc
+    g_port=$SVC_PORT g_pid=$SVC_PID
+    start_service 2 "$MUSL_BIN" static
+    s_port=$SVC_PORT s_pid=$SVC_PID
+    {
+        echo "## 5. The static (musl) build next to the glibc build"
+        echo
+        echo "\`$MUSL_TARGET\` release binary (mimalloc, see src/memory.rs) and \`target/release\`, both serving"
+        echo "the $((REPOSITORIES * TAGS))-tag snapshot file with \`worker_threads = 2\`; \`wrk -t2 -cC -d$DURATION\`, the"
+        echo "builds alternating, median of $REPEAT runs each. Target: at least 0.9 of the glibc rate, peak RSS within 10 %."
+        echo
+        echo "| resource | connections | glibc req/s | static req/s | static / glibc |"
+        echo "|---|---:|---:|---:|---:|"
+    } >"$out"
+    for n in "${STATIC_CELLS[@]}"; do
+        for c in 16 64; do
+            for r in $(seq 1 "$REPEAT"); do
+                log "static vs glibc: wrk $n -c$c (run $r of $REPEAT)"
+                wrk_run "glibc-$n-$c-$r" "http://127.0.0.1:$g_port${PATHS[$n]}" "$c" "$DURATION" ""
+                wrk_run "static-$n-$c-$r" "http://127.0.0.1:$s_port${PATHS[$n]}" "$c" "$DURATION" ""
+            done
+            g=$(median_run "glibc-$n-$c" | cut -d' ' -f1)
+            s=$(median_run "static-$n-$c" | cut -d' ' -f1)
+            row="| $n | $c | $g ($(runs_of "glibc-$n-$c")) | $s ($(runs_of "static-$n-$c")) |"
+            echo "$row $(awk -v a="$s" -v b="$g" 'BEGIN {printf "%.2f", a / b}') |" >>"$out"
+        done
+    done
+    log "static vs glibc: wrk collection_embed -c16"
+    wrk_run "glibc-collection" "http://127.0.0.1:$g_port${PATHS[collection_embed]}" 16 "$DURATION" ""
+    wrk_run "static-collection" "http://127.0.0.1:$s_port${PATHS[collection_embed]}" 16 "$DURATION" ""
+    g=$(hwm_kib "$g_pid")
+    s=$(hwm_kib "$s_pid")
+    {
+        echo
+        echo "Peak RSS (VmHWM) after all of these and \`/repositories?embed=true\` at 16 connections:"
+        echo "glibc $(mib "$g") MiB, static $(mib "$s") MiB ($(awk -v a="$s" -v b="$g" 'BEGIN {printf "%.2f", a / b}') of glibc)."
+        echo
+    } >>"$out"
+    stop_bg "$s_pid"
+    stop_bg "$g_pid"
+}
+
+# BENCH_ONLY=static: this section alone (BENCH_SNAPSHOT=file: serve that snapshot file
+# instead of scanning the synthetic registry once to make one); prints it to stdout.
+if [ "${BENCH_ONLY:-}" = static ]; then
+    SNAP=${BENCH_SNAPSHOT:-$WORK/snapshot.json}
+    UNREACHABLE=http://127.0.0.1:$DEAD_PORT/
+    if [ -z "${BENCH_SNAPSHOT:-}" ]; then
+        log "static: scanning the synthetic registry once for the snapshot file"
+        start_registry 0 4
+        timeout 600 "$BENCH" scan --registry "http://127.0.0.1:$REG_PORT/" --concurrency 8 --once --save "$SNAP" >/dev/null
+        stop_bg "$REG_PID"
+    fi
+    static_compare "$WORK/static.md"
+    cat "$WORK/static.md"
+    exit 0
+fi
+
 log "scanning at 0 ms per request"
 start_registry 0 4
 REGISTRY_CMD_0=$REGISTRY_CMD
@@ -282,69 +435,12 @@ stop_bg "$REG_PID"
 SNAP_BYTES=$(stat -c %s "$SNAP")
 UNREACHABLE=http://127.0.0.1:$DEAD_PORT/
 
-# start_service WORKERS: the service from the snapshot file; sets SVC_PORT SVC_PID TOKEN
-start_service() {
-    SVC_PORT=$("$BENCH" port)
-    write_config "$WORK/service-$1.conf" "$SVC_PORT" "$1" "$SNAP" "$UNREACHABLE"
-    start_bg "$WORK/service-$1.log" "$BIN" -c "$WORK/service-$1.conf"
-    SVC_PID=$LAST_PID
-    wait_200 "http://127.0.0.1:$SVC_PORT/health" 30
-    TOKEN=$(curl -sf -u "$BENCH_USER:$BENCH_PASSWORD" "http://127.0.0.1:$SVC_PORT/auth_token" | jq -r .auth_token)
-    [ -n "$TOKEN" ] && [ "$TOKEN" != null ]
-}
-
-# wrk_run NAME URL CONNECTIONS DURATION WARM_PORT: one wrk run, output in $WORK/wrk-NAME.txt
-wrk_run() {
-    local name=$1 url=$2 c=$3 d=$4 warm_port=$5
-    if [ "$WARM" = 1 ] && [ -n "$warm_port" ]; then
-        # for builds without the tiny_http pool fix (see examples/bench.rs)
-        "$BENCH" warm --port "$warm_port" --connections $((c + 16)) >/dev/null
-    fi
-    timeout 120 wrk -t2 -c"$c" -d"$d" --latency --timeout 5s \
-        -H "Authorization: Bearer $TOKEN" "$url" >"$WORK/wrk-$name.txt"
-}
-
-# parse_wrk NAME -> "rps p50_ms p99_ms avg_ms errors non2xx transfer"
-parse_wrk() {
-    awk '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000
-            if (v ~ /ms$/) return v + 0
-            if (v ~ /m$/) return v * 60000
-            if (v ~ /s$/) return v * 1000
-            return v + 0
-        }
-        /^ +Latency / && !seen { avg = ms($2); seen = 1 }
-        /^ +50% / { p50 = ms($2) }
-        /^ +99% / { p99 = ms($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /^Transfer\/sec:/ { tr = $2 }
-        /Socket errors:/ { err = $4 + $6 + $8 + $10 }
-        /Non-2xx or 3xx responses:/ { bad = $NF }
-        END { printf "%.0f %.3f %.3f %.3f %d %d %s\n", rps, p50, p99, avg, err, bad, tr }
-    ' "$WORK/wrk-$1.txt"
-}
-
 log "serving: service from the snapshot file (worker_threads = 2, the default)"
 start_service 2
 IDLE_HWM=$(hwm_kib "$SVC_PID")
 IDLE_RSS=$(rss_kib "$SVC_PID")
 OURS=http://127.0.0.1:$SVC_PORT
 
-# The resources: name, path on our service, file name under nginx.
-NAMES=(repository tag repository_embed_links collection_embed top_exclusive namespace_embed)
-declare -A PATHS=(
-    [repository]="/repositories/$REPO_ENC"
-    [tag]="/repositories/$REPO_ENC/tags/$TAG"
-    [repository_embed_links]="/repositories/$REPO_ENC?embed=true&links=true"
-    [collection_embed]="/repositories?embed=true"
-    [top_exclusive]="/repositories?sort=-exclusive_size&limit=20&embed=1"
-    [namespace_embed]="/namespaces/$GROUP?embed=1"
-)
-# BENCH_NAMES="top_exclusive namespace_embed": serve only these (a trial of new cells).
-if [ -n "${BENCH_NAMES:-}" ]; then
-    read -r -a NAMES <<<"$BENCH_NAMES"
-fi
 declare -A SIZES
 mkdir -p "$WORK/www" "$WORK/nginx"
 for n in "${NAMES[@]}"; do
@@ -399,23 +495,6 @@ for n in "${NAMES[@]}"; do
     }
 done
 
-# median_run PREFIX: of the runs PREFIX-1..PREFIX-$REPEAT, the parse_wrk line of the one
-# with the median req/s (so its latencies come with it)
-median_run() {
-    local r
-    for r in $(seq 1 "$REPEAT"); do
-        parse_wrk "$1-$r"
-    done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
-}
-runs_of() {
-    local r out=()
-    for r in $(seq 1 "$REPEAT"); do
-        out+=("$(parse_wrk "$1-$r" | cut -d' ' -f1)")
-    done
-    local IFS=,
-    echo "${out[*]}"
-}
-
 SERVE_ROWS=()
 declare -A SERVE_RUNS
 for n in "${NAMES[@]}"; do
@@ -462,6 +541,9 @@ for c in 16 64; do
     SWEEP_ROWS+=("nginx $c $(parse_wrk "sweep-nginx-$c")")
 done
 stop_bg "$NGINX_PID"
+
+log "the static build next to the glibc build"
+static_compare "$WORK/static.md"
 
 # ---------------------------------------------------------------------------------------
 # 4. Start-up from the snapshot file
@@ -762,6 +844,7 @@ fi
     ok=$(awk -v m="$med" 'BEGIN {print (m < 300) ? 1 : 0}')
     echo "| start-up to the first 200 from a $((REPOSITORIES * TAGS))-tag snapshot < 300 ms | median $(printf '%.1f' "$med") ms, min $(jq -r '.min_ms * 10 | round / 10' <<<"$STARTUP") ms | $(pass "$ok") |"
     echo
+    cat "$WORK/static.md"
     echo "<!-- analysis -->"
     if [ -n "$ANALYSIS" ]; then
         echo "$ANALYSIS"
