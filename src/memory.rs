@@ -34,6 +34,7 @@ mod mimalloc_options {
 
     extern "C" {
         fn mi_option_set(option: c_int, value: c_long);
+        #[cfg(test)]
         fn mi_option_get(option: c_int) -> c_long;
         fn mi_collect(force: bool);
     }
@@ -55,12 +56,13 @@ mod mimalloc_options {
     static CONFIGURE: extern "C" fn() = configure;
 
     /// The options in force (for the test that they were applied).
-    pub fn current() -> (i64, i64) {
+    #[cfg(test)]
+    pub fn current() -> (c_long, c_long) {
         // SAFETY: reads mimalloc's option table.
         unsafe {
             (
-                i64::from(mi_option_get(ARENA_EAGER_COMMIT)),
-                i64::from(mi_option_get(PURGE_DELAY)),
+                mi_option_get(ARENA_EAGER_COMMIT),
+                mi_option_get(PURGE_DELAY),
             )
         }
     }
