@@ -807,3 +807,43 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod contract {
+    use super::TEMPLATES;
+
+    /// Every route the service answers is described by docs/openapi.yaml (as served,
+    /// docs/openapi.json), so a client generated from the document, or schemathesis, sees
+    /// all of them. The exceptions say why.
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+        let paths = doc["paths"].as_object().expect("paths");
+        for template in TEMPLATES {
+            let excepted = match *template {
+                // not a route: what the metrics count everything else as
+                "unmatched" => true,
+                // the dashboard's script and style sheet, not part of the API
+                "/dashboard/{asset}" => true,
+                // the 0.1.x name of /repositories: the same documents under another prefix
+                t if t.starts_with("/images") => {
+                    let twin = t.replacen("/images", "/repositories", 1);
+                    assert!(paths.contains_key(&twin), "{t}'s twin {twin} is described");
+                    true
+                }
+                _ => false,
+            };
+            assert!(
+                excepted || paths.contains_key(*template),
+                "the service answers {template}, which docs/openapi.yaml does not describe"
+            );
+        }
+        for path in paths.keys() {
+            assert!(
+                TEMPLATES.contains(&path.as_str()),
+                "docs/openapi.yaml describes {path}, which the router does not know"
+            );
+        }
+    }
+}
