@@ -5,8 +5,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
-use std::os::fd::FromRawFd;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,30 +53,8 @@ fn sample(text: &str, series: &str) -> Option<String> {
 
 /// `GET path` over a socket bound to `source` (so the service sees that address).
 fn get_from(source: Ipv4Addr, port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    // SAFETY: plain socket calls on a descriptor this function owns until it is handed
-    // to TcpStream, which closes it.
-    let stream = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let stream = TcpStream::from_raw_fd(fd);
-        let addr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(ip).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let local = addr(source, 0);
-        let rc = libc::bind(fd, &local as *const _ as *const libc::sockaddr, len);
-        assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());
-        let remote = addr(Ipv4Addr::LOCALHOST, port);
-        let rc = libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len);
-        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
-        stream
-    };
-    let mut stream = stream;
+    let mut stream = support::net::connect_from(source, port, None)
+        .unwrap_or_else(|e| panic!("connect from {source}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();

@@ -18,6 +18,7 @@ pub struct Key {
     pub original: bool,
 }
 
+/// A key this implementation added (`original: false`).
 const fn key(
     section: &'static str,
     name: &'static str,
@@ -33,6 +34,7 @@ const fn key(
     }
 }
 
+/// A key the original service knew.
 const fn original(
     section: &'static str,
     name: &'static str,
@@ -40,11 +42,8 @@ const fn original(
     doc: &'static str,
 ) -> Key {
     Key {
-        section,
-        name,
-        default,
-        doc,
         original: true,
+        ..key(section, name, default, doc)
     }
 }
 
