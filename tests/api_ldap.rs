@@ -196,6 +196,20 @@ fn https_with_a_pem_certificate_and_key() {
     .unwrap();
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
+    // Over HTTPS the stream is one locked object: a connection thread that read on before
+    // the previous answer was flushed held the lock until its read timed out, and every
+    // later request (keep-alive or a new connection) hung behind it.
+    for _ in 0..6 {
+        let again = try_http_request_with(
+            &agent,
+            "GET",
+            &format!("https://127.0.0.1:{port}/health"),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(again.status, 200);
+    }
     let login = try_http_request_with(
         &agent,
         "GET",

@@ -654,11 +654,22 @@ impl Request {
         // whole response is with the writer; told before the last write leaves, it is not
         // woken later by this notice (its client sends the next request only after that
         // write). If the write then fails, the next response's write fails in turn.
-        if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(Notice::Responded { ok: true }).ok();
+        // Over HTTPS the stream is one locked object that the connection thread holds
+        // while it reads: told before the flush, it would read (holding the lock) while
+        // this write waits for the lock, until the read timed out. So it is told after.
+        let secure = self.secure;
+        if !secure {
+            if let Some(sender) = self.notify_when_responded.take() {
+                sender.send(Notice::Responded { ok: true }).ok();
+            }
         }
-
-        Self::ignore_client_closing_errors(writer.flush())
+        let flushed = Self::ignore_client_closing_errors(writer.flush());
+        if secure {
+            if let Some(sender) = self.notify_when_responded.take() {
+                sender.send(Notice::Responded { ok: flushed.is_ok() }).ok();
+            }
+        }
+        flushed
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
