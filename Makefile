@@ -17,6 +17,8 @@ release:
 
 ## test: every unit and integration test (needs slapd, docker-registry: see .ci/run)
 test:
+	# the tests run the synthetic registry as a process (tests/support/synthetic.rs)
+	$(CARGO) build --example synthetic_registry
 	$(CARGO) test --all-targets -- --test-threads=4
 
 ## demo: the service in front of a synthetic registry (no LDAP, no GitLab); Ctrl-C stops it
