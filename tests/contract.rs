@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::registry::{Registry, RegistryAuth};
-use support::{scraped as service, TempDir};
+use support::{service, TempDir};
 
 /// The version `.ci/run` installs.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";

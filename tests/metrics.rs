@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::registry::{Registry, RegistryAuth};
-use support::{free_port, http_request, require_binary, scraped as service, ChildGuard, TempDir};
+use support::{free_port, http_request, require_binary, service, ChildGuard, TempDir};
 
 const PREFIX: &str = "gitlab_registry_usage_";
 
@@ -173,7 +173,7 @@ fn live_metrics_pass_promtool_and_a_real_prometheus_reads_the_namespace_numbers(
     let auth = format!("Bearer {token}");
     let group = http_request(
         "GET",
-        &service.url("/namespaces/group"),
+        &service.at("/namespaces/group"),
         &[("Authorization", &auth)],
         None,
     );
@@ -183,12 +183,12 @@ fn live_metrics_pass_promtool_and_a_real_prometheus_reads_the_namespace_numbers(
     assert!(exclusive > 0);
     let _ = http_request(
         "GET",
-        &service.url("/repositories/group/app"),
+        &service.at("/repositories/group/app"),
         &[("Authorization", &auth)],
         None,
     );
 
-    let r = http_request("GET", &service.url("/metrics"), &[], None);
+    let r = http_request("GET", &service.at("/metrics"), &[], None);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.header("content-type"),
@@ -460,7 +460,7 @@ fn history_is_served_per_series_and_survives_sigkill() {
     let token = service.login();
     let auth = format!("Bearer {token}");
     let get = |service: &service::Service, path: &str| {
-        http_request("GET", &service.url(path), &[("Authorization", &auth)], None)
+        http_request("GET", &service.at(path), &[("Authorization", &auth)], None)
     };
     let repo = get(&service, "/repositories/group/app").json();
     let history = get(&service, "/repositories/group/app/history");
@@ -494,7 +494,7 @@ fn history_is_served_per_series_and_survives_sigkill() {
         1
     );
     assert_eq!(get(&service, "/repositories/nope/history").status, 404);
-    let anonymous = http_request("GET", &service.url("/history"), &[], None);
+    let anonymous = http_request("GET", &service.at("/history"), &[], None);
     assert_eq!(anonymous.status, 401);
 
     let history_file = dir.path().join("snapshot.json.history");
@@ -509,7 +509,7 @@ fn history_is_served_per_series_and_survives_sigkill() {
     let token = service.login();
     let again = http_request(
         "GET",
-        &service.url("/repositories/group/app/history"),
+        &service.at("/repositories/group/app/history"),
         &[("Authorization", &format!("Bearer {token}"))],
         None,
     )

@@ -111,7 +111,6 @@ pub mod fake_registry;
 pub mod net;
 pub mod push;
 pub mod registry;
-pub mod scraped;
 pub mod service;
 pub mod synthetic;
 pub mod token_issuer;
