@@ -28,6 +28,9 @@
 //! and the registry's own (`/control/stats`, reset before each scan), so the two can be
 //! checked against each other.
 
+#[path = "common/proc_status.rs"]
+mod proc_status;
+use proc_status::status_kib;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -444,22 +447,6 @@ fn run_load(a: &LoadArgs) -> Result<(), String> {
                "min_ms": min, "median_ms": median(&runs)})
     );
     Ok(())
-}
-
-/// A `kB` line of `/proc/self/status` (`VmRSS`, `VmHWM`).
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 fn run_usage(a: &UsageArgs) -> Result<(), String> {

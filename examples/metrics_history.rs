@@ -7,6 +7,9 @@
 //!   namespaces): file size, encoded bytes, the time of one day's record, and the RSS
 //!   of a fresh process that loads the file (this example re-run as `load <file>`).
 
+#[path = "common/proc_status.rs"]
+mod proc_status;
+use proc_status::status_kib;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,20 +17,6 @@ use gitlab_registry_usage_rest::current::Current;
 use gitlab_registry_usage_rest::history::{Entry, History, Kind, Numbers};
 use gitlab_registry_usage_rest::metrics::{render_usage, Http, Limits, Metrics};
 use gitlab_registry_usage_rest::snapshot::{Builder, LayerRef, ScannedTag};
-
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix(" kB")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
