@@ -482,12 +482,85 @@ impl History {
     }
 
     /// How many series and points are kept, and the encoded bytes (for the benchmarks).
+    /// A reader's side of a history file that another process (the collector) writes:
+    /// reads `file`, never writes it. The same file as last time (same device and inode)
+    /// that has grown gets only its new records replayed; anything else (the first call,
+    /// a compaction's rename, a shorter file) is read whole into a fresh state that then
+    /// replaces this one. A record the writer is still appending (cut short, or its
+    /// checksum not matching yet) is left for the next call, which starts there. A file
+    /// that is not a history file is an `Err` and changes nothing.
+    pub fn follow(
+        &self,
+        file: &mut File,
+        at: &mut Option<Position>,
+        today: u32,
+    ) -> Result<String, String> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot stat it: {e}"))?;
+        let (dev, ino, len) = (meta.dev(), meta.ino(), meta.len());
+        if let Some(p) = at.filter(|p| p.dev == dev && p.ino == ino && len >= p.offset) {
+            file.seek(SeekFrom::Start(p.offset))
+                .map_err(|e| format!("cannot seek to {}: {e}", p.offset))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read it: {e}"))?;
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let (records, good) = state.replay(&bytes);
+            state.retain(today);
+            *at = Some(Position {
+                offset: p.offset + good as u64,
+                ..p
+            });
+            return Ok(format!("{records} new records"));
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        if !bytes.starts_with(MAGIC) {
+            return Err(format!(
+                "not a history file of this service (it does not start with {:?})",
+                std::str::from_utf8(MAGIC).unwrap_or_default()
+            ));
+        }
+        let fresh = History::in_memory(self.days());
+        let mut state = fresh.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (_, good) = state.replay(&bytes[MAGIC.len()..]);
+        drop(bytes);
+        state.retain(today);
+        let series = state.series.len();
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        *at = Some(Position {
+            dev,
+            ino,
+            offset: (MAGIC.len() + good) as u64,
+        });
+        crate::memory::release();
+        Ok(format!("{series} series"))
+    }
+
+    /// How many days of points are kept.
+    fn days(&self) -> u32 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).days
+    }
+
     pub fn footprint(&self) -> (usize, usize, usize) {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let points = state.series.values().map(|s| s.points().count()).sum();
         let bytes = state.series.values().map(|s| s.bytes.len()).sum();
         (state.series.len(), points, bytes)
     }
+}
+
+/// Where [`History::follow`] stopped reading a file: the next call replays from here if
+/// the file is still the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    dev: u64,
+    ino: u64,
+    offset: u64,
 }
 
 /// A series and its numbers at one scan.

@@ -283,8 +283,13 @@ fn serve(config: Config) -> ExitCode {
         None => None,
     };
     // Like the snapshot file, a history file that cannot be used costs the file, not the
-    // service: the points are kept in memory and the problem is logged.
-    let history = match history::open(&config.general) {
+    // service: the points are kept in memory and the problem is logged. A reader never
+    // opens the collector's history file for writing: it follows it (below).
+    let opened = match config.general.role {
+        Role::Reader => Ok(history::History::in_memory(config.general.history_days)),
+        Role::Both | Role::Collector => history::open(&config.general),
+    };
+    let history = match opened {
         Ok(h) => Arc::new(h),
         Err(e) => {
             gitlab_registry_usage_rest::log!(
@@ -298,11 +303,19 @@ fn serve(config: Config) -> ExitCode {
 
     let shared = Arc::new(Shared::default());
     // What the background thread does: scan (collector, both) or follow the collector's
-    // file (reader, which builds no registry client at all).
+    // files (reader, which builds no registry client at all).
     let background = match (config.general.role, &config.general.snapshot_file) {
         (Role::Reader, Some(path)) => {
             let mut follower = replica::Follower::default();
-            replica::follow_snapshot(&mut follower, path.clone(), shared.clone());
+            replica::follow_snapshot(&mut follower, path.clone(), shared.clone(), history.clone());
+            if let Some(file) = &config.general.history_file {
+                replica::follow_history(
+                    &mut follower,
+                    file.clone(),
+                    shared.clone(),
+                    history.clone(),
+                );
+            }
             follower.poll();
             Background::Follow(follower)
         }

@@ -391,7 +391,7 @@ impl Metrics {
     }
 
     fn usage_text(&self, current: &Current) -> Arc<str> {
-        let generation = current.snapshot.generation;
+        let generation = current.usage.generation();
         let mut cached = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((g, text)) = &*cached {
             if *g == generation {

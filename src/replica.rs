@@ -4,9 +4,8 @@
 //! [`Follower`] polls its files every [`POLL`] (stat first, content hash only when the stat
 //! changed: see `watch`), hands each new version to that file's reload function, and logs
 //! one line per version: loaded, or broken and ignored (the previous one stays served).
-//! The snapshot file is one followed file ([`follow_snapshot`]); any other file a
-//! collector writes for readers (usage history) is followed the same way with
-//! [`Follower::follow`].
+//! The snapshot file ([`follow_snapshot`]) and the usage history file
+//! ([`follow_history`]) are the followed files.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -15,7 +14,9 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
-use crate::snapshot::{self, Shared};
+use crate::current::{Current, Shared};
+use crate::history::History;
+use crate::snapshot;
 use crate::watch::{FileWatcher, Poll};
 
 /// How often a reader looks at its files: a new version is served within about this
@@ -103,8 +104,14 @@ impl Follower {
 }
 
 /// The reload function of the snapshot file: a version that loads is swapped into
-/// `shared`; one that does not (truncated, foreign, inconsistent) leaves `shared` alone.
-pub fn follow_snapshot(follower: &mut Follower, path: PathBuf, shared: Arc<Shared>) {
+/// `shared` (with `growth_30d` from `history`); one that does not (truncated, foreign,
+/// inconsistent) leaves `shared` alone.
+pub fn follow_snapshot(
+    follower: &mut Follower,
+    path: PathBuf,
+    shared: Arc<Shared>,
+    history: Arc<History>,
+) {
     let name = path.clone();
     let reload = move |file: &mut File| {
         let loaded = snapshot::load_open(file, &name).map_err(|e| e.to_string())?;
@@ -112,11 +119,37 @@ pub fn follow_snapshot(follower: &mut Follower, path: PathBuf, shared: Arc<Share
             "{} repositories, {} tags, scanned at {}",
             loaded.totals.repository_count, loaded.totals.tag_count, loaded.timestamp
         );
-        shared.set(Arc::new(loaded));
+        shared.set_current(Current::with_history(Arc::new(loaded), &history));
         crate::memory::release();
         Ok(summary)
     };
     follower.follow("snapshot file", path, Box::new(reload));
+}
+
+/// The reload function of the usage history file the collector writes: new records are
+/// replayed into `history` (the reader never writes the file), and the snapshot being
+/// served gets a new index with the new `growth_30d` values.
+pub fn follow_history(
+    follower: &mut Follower,
+    path: PathBuf,
+    shared: Arc<Shared>,
+    history: Arc<History>,
+) {
+    let mut at = None;
+    let reload = move |file: &mut File| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let summary = history.follow(file, &mut at, crate::history::day_of(now))?;
+        if let Some(current) = shared.get() {
+            shared.set_current(Current::with_history(
+                Arc::clone(&current.snapshot),
+                &history,
+            ));
+        }
+        Ok(summary)
+    };
+    follower.follow("history file", path, Box::new(reload));
 }
 
 #[cfg(test)]
@@ -131,7 +164,8 @@ mod tests {
         let path = dir.join("snap.json");
         let shared = Arc::new(Shared::default());
         let mut follower = Follower::default();
-        follow_snapshot(&mut follower, path.clone(), shared.clone());
+        let history = Arc::new(History::in_memory(10));
+        follow_snapshot(&mut follower, path.clone(), shared.clone(), history);
         follower.poll();
         assert!(shared.get().is_none());
 

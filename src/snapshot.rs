@@ -138,6 +138,13 @@ pub struct ScannedTag {
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
+/// A number never handed out before in this process: snapshots take one each, and so
+/// does every usage index (a reader rebuilds the index of the same snapshot when the
+/// usage history changes, and what was rendered from the old index must not be served).
+pub fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Builds a `Snapshot`: interns digests, sorts names, then runs the accounting.
 #[derive(Default)]
 pub struct Builder<'p> {
@@ -398,7 +405,7 @@ impl<'p> Builder<'p> {
         self.blobs.shrink_to_fit();
         Snapshot {
             timestamp,
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            generation: next_generation(),
             blobs: self.blobs,
             repositories: self.repositories,
             totals,

@@ -108,6 +108,20 @@ impl Service {
         }
     }
 
+    /// `/history`'s points (the registry's usage history), or `None` while it has none.
+    fn history(&self, token: &str) -> Option<serde_json::Value> {
+        let bearer = format!("Bearer {token}");
+        let reply = try_http_request(
+            "GET",
+            &self.url("/history"),
+            &[("Authorization", &bearer)],
+            None,
+        )
+        .ok()?;
+        let points = reply.json()["points"].clone();
+        (reply.status == 200 && points.as_array().is_some_and(|p| !p.is_empty())).then_some(points)
+    }
+
     fn log_lines_with(&self, needle: &str) -> usize {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
@@ -230,6 +244,23 @@ fn a_collector_and_two_readers_share_one_snapshot_file() {
     wait_for("both readers to serve the new scan", &mut all, |all| {
         serve(all, moved)
     });
+    // The usage history follows too: the readers answer /history with the collector's
+    // points (today's is the moved scan's), read from the file the collector appends to.
+    wait_for(
+        "both readers to serve the collector's history",
+        &mut all,
+        |all| {
+            let theirs = all[2].history(&collector_token);
+            theirs
+                .as_ref()
+                .and_then(|p| p.as_array()?.last()?["size"].as_u64())
+                == Some(moved.size)
+                && all[..2]
+                    .iter()
+                    .zip(&tokens)
+                    .all(|(r, t)| r.history(t) == theirs)
+        },
+    );
     wait_for("the readers' /health to say ok", &mut all, |all| {
         all[..2]
             .iter()

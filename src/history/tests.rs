@@ -361,3 +361,77 @@ fn a_series_record_with_days_out_of_order_is_refused() {
     let good = Series::from_encoded(&payload[4..payload.len() - 5]).unwrap();
     assert_eq!(good.points().collect::<Vec<_>>(), vec![p(5)]);
 }
+
+#[test]
+fn a_reader_follows_appends_half_written_records_and_compactions_without_writing() {
+    let dir = TempDir::new("follow");
+    let path = dir.0.join("h");
+    let writer = History::open(&path, 400, 0).unwrap();
+    writer.record(1, &[repo("a", 10)]);
+    let reader = History::in_memory(400);
+    let mut at = None;
+    let follow = |at: &mut Option<Position>| {
+        let mut f = File::open(&path).unwrap();
+        reader.follow(&mut f, at, 2)
+    };
+    follow(&mut at).unwrap();
+    assert_eq!(days_of(&reader, Kind::Repository, "a"), vec![(1, 10)]);
+    let first = at.unwrap();
+
+    // An append is replayed from where the last read stopped, not from the start.
+    writer.record(2, &[repo("a", 20), repo("b", 5)]);
+    assert_eq!(follow(&mut at).unwrap(), "1 new records");
+    assert!(at.unwrap().offset > first.offset);
+    assert_eq!(
+        days_of(&reader, Kind::Repository, "a"),
+        vec![(1, 10), (2, 20)]
+    );
+    assert_eq!(days_of(&reader, Kind::Repository, "b"), vec![(2, 5)]);
+
+    // A record the writer is still appending is left for the next look.
+    let whole = std::fs::read(&path).unwrap();
+    let record = {
+        let mut r = Vec::new();
+        frame(&mut r, &scan_payload(3, &[repo("a", 30)]));
+        r
+    };
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&record[..record.len() - 3]).unwrap();
+    assert_eq!(follow(&mut at).unwrap(), "0 new records");
+    assert_eq!(at.unwrap().offset, whole.len() as u64);
+    f.write_all(&record[record.len() - 3..]).unwrap();
+    drop(f);
+    assert_eq!(follow(&mut at).unwrap(), "1 new records");
+    assert_eq!(
+        days_of(&reader, Kind::Repository, "a"),
+        vec![(1, 10), (2, 20), (3, 30)]
+    );
+    drop(writer);
+
+    // The writer compacts on its next start (day 1 ages out with 3 days kept): a new file
+    // under the name, read whole; the reader drops what the writer dropped.
+    let writer = History::open(&path, 3, 4).unwrap();
+    drop(writer);
+    let compacted = std::fs::read(&path).unwrap();
+    let reader_days = {
+        follow(&mut at).unwrap();
+        days_of(&reader, Kind::Repository, "a")
+    };
+    assert_eq!(reader_days, vec![(2, 20), (3, 30)]);
+
+    // Something else under the name is refused, and what was served stays.
+    let tmp = dir.0.join("other");
+    std::fs::write(&tmp, b"garbage").unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let e = follow(&mut at).unwrap_err();
+    assert!(e.contains("not a history file"), "{e}");
+    assert_eq!(
+        days_of(&reader, Kind::Repository, "a"),
+        vec![(2, 20), (3, 30)]
+    );
+
+    // The reader never wrote: the compacted file was left as the writer wrote it.
+    std::fs::write(&path, &compacted).unwrap();
+    follow(&mut at).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), compacted);
+}

@@ -1,9 +1,9 @@
 //! ETags, and the cache of large rendered documents.
 //!
 //! `GET /repositories?embed=true` over 100k tags is tens of megabytes of JSON. It only
-//! changes when a new snapshot arrives, so it is rendered once per snapshot generation
-//! and query form, by one request while any others asking for it wait, and then served
-//! from an `Arc` (no copy per request, and the lock is held only to clone the `Arc`,
+//! changes when a new generation arrives (a new snapshot, or a reader's new usage
+//! history: see `Usage::generation`), so it is rendered once per generation and query
+//! form, by one request while any others asking for it wait, and then served from an `Arc` (no copy per request, and the lock is held only to clone the `Arc`,
 //! never while the bytes go out). Documents without a list (one tag, a repository
 //! without `embed` or `links`) are not cached: rendering them is as cheap as the lookup.
 

@@ -724,7 +724,7 @@ impl App {
             Some(key) => {
                 let hit = self
                     .cache
-                    .get_or_render(current.snapshot.generation, key, || {
+                    .get_or_render(current.usage.generation(), key, || {
                         let (mut bytes, etag) = render(64 * 1024);
                         // Kept for the whole generation: give back the growth slack (for a
                         // large buffer this is a remap, not a copy).

@@ -264,7 +264,7 @@ impl Usage {
             .collect();
 
         let mut usage = Usage {
-            generation: snapshot.generation,
+            generation: crate::snapshot::next_generation(),
             deduplicated_size,
             repositories: repositories.into(),
             tag_start: tag_start.into(),
@@ -430,7 +430,8 @@ impl Usage {
         }
     }
 
-    /// The generation of the snapshot this index was built from.
+    /// Distinct per index built, also for two indices of one snapshot (another history):
+    /// what is rendered from an index is kept under this number.
     pub fn generation(&self) -> u64 {
         self.generation
     }
