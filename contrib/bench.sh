@@ -167,7 +167,7 @@ fi
 NGINX=$(command -v nginx)
 
 log "building release binaries"
-"$CARGO" build --release --bin gitlab-registry-usage-rest --example synthetic_registry --example bench --example attack 2>&1 | tail -n 1 >&2
+"$CARGO" build --release --bin gitlab-registry-usage-rest --example synthetic_registry --example bench --example attack --example metrics_history 2>&1 | tail -n 1 >&2
 ATTACK_SVC_BIN=${BENCH_ATTACK_BIN:-$BIN}
 
 if [ -n "${BENCH_MAX_LOAD:-}" ]; then
@@ -719,6 +719,9 @@ USAGE_ONLY=$("$BENCH" usage --snapshot "$SNAP" --runs 5)
 
 attack_rows
 scale_section
+# 7. /metrics and the usage history at 10k repositories x 400 days (issue 12).
+log "metrics rendering and the usage history at 10000 repositories x 400 days"
+METRICS_HISTORY=$(timeout 600 "$REL/examples/metrics_history" 10000 400)
 
 LOAD_AFTER=$(cat /proc/loadavg)
 ELAPSED=$SECONDS
@@ -1014,6 +1017,18 @@ fi
     echo "sampled from /proc meanwhile."
     echo
     attack_table
+    echo
+    echo "## /metrics and the usage history"
+    echo
+    echo "\`metrics_history 10000 400\` (examples/metrics_history.rs, release build): the usage"
+    echo "families' render (once per snapshot generation) over 10,000 repositories in 500"
+    echo "groups, a scrape once that part is cached, the per-request counter update, and the"
+    echo "history file after 400 daily scans of those repositories, their 500 namespaces and"
+    echo "the registry, loaded by a fresh process:"
+    echo
+    echo '```'
+    echo "$METRICS_HISTORY"
+    echo '```'
     echo
     echo "<!-- analysis -->"
     if [ -n "$ANALYSIS" ]; then
