@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::common::{HTTPVersion, Method};
 use crate::limits::{is_timeout, Deadline, Limits};
 use crate::request::Notice;
-use crate::util::RefinedTcpStream;
+use crate::util::{RefinedTcpStream, TaskPool};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -72,6 +72,9 @@ pub struct ClientConnection {
     pending: Option<Receiver<Notice>>,
     patient: Arc<AtomicBool>,
     wake: Arc<dyn Fn() + Send + Sync>,
+    // PATCHED (gitlab-registry-usage-rest): threads that write large responses over HTTP
+    // (`Request::respond_in_background`)
+    writers: Option<Arc<TaskPool>>,
 }
 
 /// Error that can happen when reading a request.
@@ -103,11 +106,13 @@ enum ReadError {
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
     ///
-    /// PATCHED (gitlab-registry-usage-rest): reads and writes within `limits`.
+    /// PATCHED (gitlab-registry-usage-rest): reads and writes within `limits`; `writers`
+    /// write the responses handed to `Request::respond_in_background` over HTTP.
     pub fn new(
         write_socket: RefinedTcpStream,
         read_socket: RefinedTcpStream,
         limits: Arc<Limits>,
+        writers: Option<Arc<TaskPool>>,
     ) -> ClientConnection {
         let deadline = Arc::new(Deadline::default());
         let mut read_socket = read_socket.with_deadline(Arc::clone(&deadline));
@@ -146,12 +151,13 @@ impl ClientConnection {
             pending: None,
             patient,
             wake,
+            writers,
         }
     }
 
     /// PATCHED (gitlab-registry-usage-rest): waits until the request handed over last is
     /// answered (running on this thread a response handed back to it, see
-    /// `Request::respond_on_connection_thread`). False: the connection must close (the
+    /// `Request::respond_in_background`). False: the connection must close (the
     /// answer could not be written whole).
     fn finish_previous(&mut self) -> bool {
         let Some(notices) = self.pending.take() else {
@@ -352,9 +358,12 @@ impl ClientConnection {
         let (notify, notices) = mpsc::channel();
         self.pending = Some(notices);
         let wake = (!self.secure).then(|| Arc::clone(&self.wake));
-        let request = request
-            .with_notify_sender(notify)
-            .with_connection_thread(Arc::clone(&self.patient), wake);
+        let writers = self.writers.as_ref().filter(|_| !self.secure).cloned();
+        let request = request.with_notify_sender(notify).with_connection_thread(
+            Arc::clone(&self.patient),
+            wake,
+            writers,
+        );
 
         // return the request
         Ok(request)
