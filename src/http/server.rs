@@ -8,8 +8,8 @@
 //! (at most [`MAX_BODY`]) before a worker sees it, and reads a connection's next request
 //! only after the previous response. Workers never wait for a client: a body is already
 //! read, a small response is written at once (or the connection dropped), and a large one
-//! is written by the connection's own thread (`respond_in_background`), so a slow
-//! reader holds only its connection.
+//! is written by a thread of tiny_http's connection pool (`respond_in_background`), so a
+//! slow reader holds only its connection and that thread.
 //!
 //! The listener never dies: tiny_http's accept thread survives accept errors and threads
 //! that cannot start (each costs one connection, logged at most once a second). If it ends
@@ -516,15 +516,15 @@ fn incoming(request: &Request) -> Incoming<'_> {
     rq
 }
 
-/// Responses larger than this are handed to the connection's own thread, which waits
-/// for a slow reader (within `send_timeout` and [`MIN_SEND_RATE`]); smaller ones fit in
+/// Responses larger than this are handed to a writer thread of tiny_http's pool (the
+/// connection stays open for the next request), which waits for a slow reader (within `send_timeout` and [`MIN_SEND_RATE`]); smaller ones fit in
 /// the socket's buffer and are written at once by the worker (tiny_http fails such a
 /// write after milliseconds without progress, and closes the connection: a client that
 /// pipelines requests and reads nothing cannot hold a worker).
 const SMALL_RESPONSE: usize = 8 * 1024;
 
-/// Writes `reply`, with the headers every response carries, or hands it to the
-/// connection's thread (see [`SMALL_RESPONSE`]): a worker or login thread never waits for
+/// Writes `reply`, with the headers every response carries, or hands it to a writer
+/// thread (see [`SMALL_RESPONSE`]): a worker or login thread never waits for
 /// a client to read. Errors (the client went away) are not worth more than a debug line.
 /// Counted for `/metrics` (a large answer's duration ends where it is handed over).
 fn respond(app: &App, request: Request, reply: Reply, started: Instant) {
