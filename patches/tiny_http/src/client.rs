@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Method};
@@ -69,7 +69,13 @@ pub struct ClientConnection {
     limits: Arc<Limits>,
     deadline: Arc<Deadline>,
     answered_one: bool,
-    pending: Option<Receiver<Notice>>,
+    // one channel for the connection's life (a channel per request cost two allocations,
+    // one of them a zeroed kilobyte): every request handed over sends exactly one
+    // `Responded` (`Request`'s drop sends it if nothing else did), and the next request is
+    // read only after it, so a notice always belongs to the request handed over last
+    pending: bool,
+    notify: Sender<Notice>,
+    notices: Receiver<Notice>,
     patient: Arc<AtomicBool>,
     wake: Arc<dyn Fn() + Send + Sync>,
     // PATCHED (gitlab-registry-usage-rest): threads that write large responses over HTTP
@@ -121,6 +127,7 @@ impl ClientConnection {
             Some(limit) => write_socket.with_patience(Arc::clone(&patient), limit),
             None => write_socket,
         };
+        let (notify, notices) = mpsc::channel();
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
@@ -148,7 +155,9 @@ impl ClientConnection {
             limits,
             deadline,
             answered_one: false,
-            pending: None,
+            pending: false,
+            notify,
+            notices,
             patient,
             wake,
             writers,
@@ -160,11 +169,11 @@ impl ClientConnection {
     /// `Request::respond_in_background`). False: the connection must close (the
     /// answer could not be written whole).
     fn finish_previous(&mut self) -> bool {
-        let Some(notices) = self.pending.take() else {
+        if !std::mem::take(&mut self.pending) {
             return true;
-        };
+        }
         loop {
-            match notices.recv() {
+            match self.notices.recv() {
                 Ok(Notice::Responded { ok }) => return ok,
                 Ok(Notice::Respond(job)) => job(),
                 Err(_) => return false,
@@ -364,8 +373,8 @@ impl ClientConnection {
             Some(grace) => request.with_send_limits(grace, self.limits.min_send_rate),
             None => request,
         };
-        let (notify, notices) = mpsc::channel();
-        self.pending = Some(notices);
+        let notify = self.notify.clone();
+        self.pending = true;
         let wake = (!self.secure).then(|| Arc::clone(&self.wake));
         let writers = self.writers.as_ref().filter(|_| !self.secure).cloned();
         let request = request.with_notify_sender(notify).with_connection_thread(

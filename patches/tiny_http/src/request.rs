@@ -747,6 +747,13 @@ impl Drop for Request {
                 sender.send(Notice::Responded { ok: res.is_ok() }).ok();
             }
         }
+        // PATCHED (gitlab-registry-usage-rest): a request always tells its connection
+        // thread that it is done, even one whose answer stopped half-way (a panic while
+        // writing): the thread's channel outlives the request, so silence would leave it
+        // waiting. Not written whole: the connection closes.
+        if let Some(sender) = self.notify_when_responded.take() {
+            sender.send(Notice::Responded { ok: false }).ok();
+        }
     }
 }
 
