@@ -491,6 +491,49 @@ fn slow_readers_of_the_largest_document_hold_only_their_own_connections() {
     }
 }
 
+/// A large answer is written by a pool thread and its connection stays open for the next
+/// request (since http9 the connection's own thread wrote it and closed the connection
+/// after it, so every large answer cost its client a new connection).
+#[test]
+fn a_large_answer_keeps_its_keep_alive_connection_open() {
+    let service = start("", Some(&large_snapshot()), ChildLimits::default());
+    let request = format!(
+        "GET /repositories?embed=true&links=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        service.token
+    );
+    let mut stream = connect_from(OTHER, service.port, None).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    // each request only once the previous answer has been read whole
+    for _ in 0..2 {
+        stream.write_all(request.as_bytes()).unwrap();
+        let (head, body) = read_one_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert!(body > 6_000_000, "{body} bytes");
+    }
+}
+
+/// Reads one response with a `Content-Length` body: (its head, the body's length).
+fn read_one_response(stream: &mut TcpStream) -> (String, usize) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("the head of an answer");
+        assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).expect("the body of an answer");
+    (head, length)
+}
+
 // ---- 5. body drains ---------------------------------------------------------------------
 
 #[test]

@@ -8,8 +8,8 @@
 //! (at most [`MAX_BODY`]) before a worker sees it, and reads a connection's next request
 //! only after the previous response. Workers never wait for a client: a body is already
 //! read, a small response is written at once (or the connection dropped), and a large one
-//! is written by the connection's own thread (`respond_on_connection_thread`), so a slow
-//! reader holds only its connection.
+//! is written by a thread of tiny_http's connection pool (`respond_in_background`), so a
+//! slow reader holds only its connection and that thread.
 //!
 //! The listener never dies: tiny_http's accept thread survives accept errors and threads
 //! that cannot start (each costs one connection, logged at most once a second). If it ends
@@ -18,7 +18,6 @@
 //!
 //! It also checks TLS keys first: tiny_http panics on one it cannot parse.
 
-use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,7 +30,6 @@ use tiny_http::{Header, Request, Response, Server, StatusCode};
 use crate::auth::limiter::client_key;
 use crate::config::General;
 
-use super::cache::Body;
 use super::handler::{self, Incoming, LoginRequest, Method, Outcome, Reply};
 use super::App;
 
@@ -518,15 +516,15 @@ fn incoming(request: &Request) -> Incoming<'_> {
     rq
 }
 
-/// Responses larger than this are handed to the connection's own thread, which waits
-/// for a slow reader (within `send_timeout` and [`MIN_SEND_RATE`]); smaller ones fit in
+/// Responses larger than this are handed to a writer thread of tiny_http's pool (the
+/// connection stays open for the next request), which waits for a slow reader (within `send_timeout` and [`MIN_SEND_RATE`]); smaller ones fit in
 /// the socket's buffer and are written at once by the worker (tiny_http fails such a
 /// write after milliseconds without progress, and closes the connection: a client that
 /// pipelines requests and reads nothing cannot hold a worker).
 const SMALL_RESPONSE: usize = 8 * 1024;
 
-/// Writes `reply`, with the headers every response carries, or hands it to the
-/// connection's thread (see [`SMALL_RESPONSE`]): a worker or login thread never waits for
+/// Writes `reply`, with the headers every response carries, or hands it to a writer
+/// thread (see [`SMALL_RESPONSE`]): a worker or login thread never waits for
 /// a client to read. Errors (the client went away) are not worth more than a debug line.
 /// Counted for `/metrics` (a large answer's duration ends where it is handed over).
 fn respond(app: &App, request: Request, reply: Reply, started: Instant) {
@@ -536,15 +534,16 @@ fn respond(app: &App, request: Request, reply: Reply, started: Instant) {
     let status = reply.status;
     let (request, response) = response(app, request, reply);
     if !small {
-        request.respond_on_connection_thread(response);
+        request.respond_in_background(response);
     } else if let Err(e) = request.respond(response) {
         crate::log!(debug, "could not send a response", error = e);
     }
     app.metrics.http.observe(route, status, started.elapsed());
 }
 
-/// `reply` as a tiny_http response, with the headers every response carries.
-fn response(app: &App, request: Request, reply: Reply) -> (Request, Response<Cursor<Body>>) {
+/// `reply` as a tiny_http response, with the headers every response carries. Its body is
+/// written from where it is (a cached document's shared bytes included), in one write.
+fn response(app: &App, request: Request, reply: Reply) -> (Request, Response<std::io::Empty>) {
     let fixed = &app.headers;
     let mut headers = Vec::with_capacity(5 + reply.headers.len());
     if let Some(ct) = reply.content_type.and_then(|ct| fixed.content_type(ct)) {
@@ -560,16 +559,9 @@ fn response(app: &App, request: Request, reply: Reply) -> (Request, Response<Cur
     for (name, value) in &reply.headers {
         headers.extend(header(name, value));
     }
-    let length = reply.body.as_ref().len();
-    let response = Response::new(
-        StatusCode(reply.status),
-        headers,
-        Cursor::new(reply.body),
-        Some(length),
-        None,
-    )
-    // Send even large bodies with Content-Length, never chunked: clients can show
-    // progress, and HEAD gets the same length as GET.
-    .with_chunked_threshold(usize::MAX);
+    let response = Response::from_bytes(StatusCode(reply.status), headers, reply.body)
+        // Send even large bodies with Content-Length, never chunked: clients can show
+        // progress, and HEAD gets the same length as GET.
+        .with_chunked_threshold(usize::MAX);
     (request, response)
 }

@@ -260,8 +260,9 @@ impl Server {
     /// - Requests are read one at a time on each connection: the next one is not parsed
     ///   before the previous one's response is written. `Request::respond` fails when the
     ///   client has not read enough to let it go on within milliseconds;
-    ///   `Request::respond_on_connection_thread` waits for a slow reader on the
-    ///   connection's own thread, within `send_timeout` and `min_send_rate`.
+    ///   `Request::respond_in_background` waits for a slow reader on another thread
+    ///   (over HTTP one of the connection threads' pool, and the connection stays open),
+    ///   within `send_timeout` and `min_send_rate`.
     /// - An accept error, or a connection thread that cannot start, costs that connection
     ///   and is reported at most once a second; the accept thread goes on. Only an error
     ///   that says the listening socket itself is unusable ends it, and `recv()` then
@@ -324,7 +325,9 @@ impl Server {
                     closing: inside_close_trigger.clone(),
                 };
                 // a tasks pool is used to dispatch the connections into threads
-                let tasks_pool = util::TaskPool::new();
+                // PATCHED (gitlab-registry-usage-rest): shared with the connections, whose
+                // large responses its threads write (`Request::respond_in_background`)
+                let tasks_pool = Arc::new(util::TaskPool::new());
                 let connections = limits::Connections::new(Arc::clone(&limits));
                 let mut accept_failed =
                     limits::Reporter::new("cannot accept a connection", &limits);
@@ -410,8 +413,12 @@ impl Server {
                             continue;
                         }
                     };
-                    let client =
-                        ClientConnection::new(write_closable, read_closable, Arc::clone(&limits));
+                    let client = ClientConnection::new(
+                        write_closable,
+                        read_closable,
+                        Arc::clone(&limits),
+                        Some(Arc::clone(&tasks_pool)),
+                    );
 
                     let messages = inside_messages.clone();
                     let mut task = Some((client, slot));

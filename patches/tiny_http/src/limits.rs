@@ -197,7 +197,7 @@ impl Deadline {
 /// it fails and the connection is closed: the socket's send timeout. A client that reads
 /// what it asked for never makes a small response wait (it fits in the socket's buffer);
 /// one that pipelines requests and reads nothing must not hold a handler thread. Writes
-/// from the connection's own thread (`respond_on_connection_thread`) wait `send_timeout`.
+/// from a background writer (`respond_in_background`) wait `send_timeout`.
 pub(crate) const HANDLER_WRITE_STALL: Duration = Duration::from_millis(10);
 
 /// A read or write that ran into a timeout: Linux reports an expired `SO_RCVTIMEO` or

@@ -7,10 +7,10 @@ use std::str::FromStr;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{EqualReader, FusedReader, TaskPool};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -82,10 +82,12 @@ pub struct Request {
     // PATCHED (gitlab-registry-usage-rest): (grace, bytes per second) of `RateLimitedWriter`
     send_limits: Option<(Duration, u64)>,
 
-    // PATCHED (gitlab-registry-usage-rest): the connection's write patience flag, and how
-    // to wake its thread from a read (see `respond_on_connection_thread`)
+    // PATCHED (gitlab-registry-usage-rest): the connection's write patience flag, how
+    // to wake its thread from a read, and the threads that write a response in the
+    // background over HTTP (see `respond_in_background`)
     patient: Option<Arc<AtomicBool>>,
     wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    writers: Option<Arc<TaskPool>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -272,6 +274,7 @@ where
         send_limits: None,
         patient: None,
         wake: None,
+        writers: None,
     })
 }
 
@@ -333,7 +336,7 @@ pub(crate) enum Notice {
     /// The response is written (`ok`: completely, so the connection can go on).
     Responded { ok: bool },
     /// Write this response from the connection thread (see
-    /// `Request::respond_on_connection_thread`).
+    /// `Request::respond_in_background`).
     Respond(Box<dyn FnOnce() + Send>),
 }
 
@@ -570,15 +573,20 @@ impl Request {
     }
 
     /// PATCHED (gitlab-registry-usage-rest): like `respond`, but the response is written
-    /// by the thread that read this request from its connection, which waits up to the
-    /// send timeout (and the minimum rate) for a slow client, so the calling thread is
-    /// free at once. `respond` itself fails after a few milliseconds without progress
-    /// (and the connection is closed): use this for anything that may not fit in the
-    /// socket's buffer. Over HTTP the connection is closed after such a response (its
-    /// thread is woken from reading the next request by shutting the reading side).
-    /// Write errors are not returned. A request that did not come from a connection thread
+    /// by another thread, which waits up to the send timeout (and the minimum rate) for a
+    /// slow client, so the calling thread is free at once. `respond` itself fails after a
+    /// few milliseconds without progress (and the connection is closed): use this for
+    /// anything that may not fit in the socket's buffer. Write errors are not returned.
+    ///
+    /// Over HTTP a thread of the connection threads' pool writes it, and the connection
+    /// stays open: its own thread waits for the next request meanwhile (a client that
+    /// reads its answers sends it after this one) and reads it only once told that this
+    /// answer is written. When no thread can be started, the connection's thread writes
+    /// it, woken from that wait by shutting the socket's reading side, so the connection
+    /// closes after it. Over HTTPS the connection's thread writes it (it waits for the
+    /// answer before it reads on). A request that did not come from a connection thread
     /// is answered here.
-    pub fn respond_on_connection_thread<R>(self, response: Response<R>)
+    pub fn respond_in_background<R>(self, response: Response<R>)
     where
         R: Read + Send + 'static,
     {
@@ -587,16 +595,45 @@ impl Request {
             return;
         };
         let wake = self.wake.clone();
-        let job = Box::new(move || {
+        let writers = self.writers.clone();
+        let on_failure = writers.as_ref().and(wake.clone());
+        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
             if let Some(patient) = &self.patient {
                 patient.store(true, Ordering::Relaxed);
             }
             let patient = self.patient.clone();
-            let _ = self.respond(response);
+            let written = self.respond(response);
             if let Some(patient) = patient {
                 patient.store(false, Ordering::Relaxed);
             }
+            // a pool thread that could not write it all: the connection's thread, waiting
+            // for a next request that will not come, is woken to close the connection
+            if let (Err(_), Some(wake)) = (written, on_failure) {
+                wake();
+            }
         });
+        let job = match writers {
+            None => job,
+            Some(pool) => {
+                // a task that cannot start is dropped by `spawn`: the job is taken back
+                let slot = Arc::new(Mutex::new(Some(job)));
+                let task_slot = Arc::clone(&slot);
+                let spawned = pool.spawn(Box::new(move || {
+                    let job = task_slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(job) = job {
+                        job();
+                    }
+                }));
+                if spawned.is_ok() {
+                    return;
+                }
+                let taken_back = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                match taken_back {
+                    Some(job) => job,
+                    None => return,
+                }
+            }
+        };
         match sender.send(Notice::Respond(job)) {
             Ok(()) => {
                 if let Some(wake) = wake {
@@ -608,14 +645,16 @@ impl Request {
         }
     }
 
-    /// PATCHED (gitlab-registry-usage-rest): see `respond_on_connection_thread`.
+    /// PATCHED (gitlab-registry-usage-rest): see `respond_in_background`.
     pub(crate) fn with_connection_thread(
         mut self,
         patient: Arc<AtomicBool>,
         wake: Option<Arc<dyn Fn() + Send + Sync>>,
+        writers: Option<Arc<TaskPool>>,
     ) -> Self {
         self.patient = Some(patient);
         self.wake = wake;
+        self.writers = writers;
         self
     }
 
@@ -707,6 +746,13 @@ impl Drop for Request {
                 // PATCHED (gitlab-registry-usage-rest): see `Notice`
                 sender.send(Notice::Responded { ok: res.is_ok() }).ok();
             }
+        }
+        // PATCHED (gitlab-registry-usage-rest): a request always tells its connection
+        // thread that it is done, even one whose answer stopped half-way (a panic while
+        // writing): the thread's channel outlives the request, so silence would leave it
+        // waiting. Not written whole: the connection closes.
+        if let Some(sender) = self.notify_when_responded.take() {
+            sender.send(Notice::Responded { ok: false }).ok();
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    // PATCHED (gitlab-registry-usage-rest): a body already in memory (`Response::from_bytes`),
+    // written from where it is instead of read through `reader`
+    bytes: Option<Box<dyn AsRef<[u8]> + Send>>,
 }
 
 /// A `Response` without a template parameter.
@@ -76,37 +79,75 @@ fn build_date_header() -> Header {
     Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
 }
 
+/// PATCHED (gitlab-registry-usage-rest): the `Date` value of this second, formatted once a
+/// second per thread instead of once per response (with its allocations).
+fn push_date(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    use std::time::UNIX_EPOCH;
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != second {
+            *date = (second, HttpDate::from(now).to_string());
+        }
+        out.extend_from_slice(date.1.as_bytes());
+    });
+}
+
+/// PATCHED (gitlab-registry-usage-rest): the whole head is put together first and leaves
+/// in one `write_all`: upstream made a dozen small writes per response, each through the
+/// connection's writer lock and the response's rate check. `Server` and `Date` (when
+/// the response has none) come first, `Content-Length` (when given) last, as upstream
+/// had them as headers.
 fn write_message_header<W>(
     mut writer: W,
     http_version: &HTTPVersion,
     status_code: &StatusCode,
     headers: &[Header],
+    server_and_date: (bool, bool),
+    content_length: Option<usize>,
 ) -> IoResult<()>
 where
     W: Write,
 {
+    let mut head = Vec::with_capacity(256);
     // writing status line
     write!(
-        &mut writer,
+        &mut head,
         "HTTP/{}.{} {} {}\r\n",
         http_version.0,
         http_version.1,
         status_code.0,
         status_code.default_reason_phrase()
     )?;
+    if server_and_date.0 {
+        head.extend_from_slice(b"Server: tiny-http (Rust)\r\n");
+    }
+    if server_and_date.1 {
+        head.extend_from_slice(b"Date: ");
+        push_date(&mut head);
+        head.extend_from_slice(b"\r\n");
+    }
 
     // writing headers
     for header in headers.iter() {
-        writer.write_all(header.field.as_str().as_ref())?;
-        write!(&mut writer, ": ")?;
-        writer.write_all(header.value.as_str().as_ref())?;
-        write!(&mut writer, "\r\n")?;
+        head.extend_from_slice(header.field.as_str().as_ref());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(header.value.as_str().as_ref());
+        head.extend_from_slice(b"\r\n");
+    }
+    if let Some(length) = content_length {
+        write!(&mut head, "Content-Length: {length}\r\n")?;
     }
 
     // separator between header and data
-    write!(&mut writer, "\r\n")?;
+    head.extend_from_slice(b"\r\n");
 
-    Ok(())
+    writer.write_all(&head)
 }
 
 fn choose_transfer_encoding(
@@ -206,6 +247,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            bytes: None,
         };
 
         for h in headers {
@@ -319,6 +361,7 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            bytes: None,
         }
     }
 
@@ -348,21 +391,27 @@ where
             self.chunked_threshold(),
         ));
 
-        // add `Date` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Date")) {
-            self.headers.insert(0, build_date_header());
-        }
-
-        // add `Server` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Server")) {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
-            );
-        }
+        // PATCHED (gitlab-registry-usage-rest): `Server` and `Date` are written by
+        // `write_message_header` (in this order, before the other headers) unless the
+        // response has its own; with an upgrade they are headers as upstream had them,
+        // behind the `Connection` and `Upgrade` headers
+        let mut server_and_date = (
+            !self.headers.iter().any(|h| h.field.equiv("Server")),
+            !self.headers.iter().any(|h| h.field.equiv("Date")),
+        );
 
         // handling upgrade
         if let Some(upgrade) = upgrade {
+            if server_and_date.1 {
+                self.headers.insert(0, build_date_header());
+            }
+            if server_and_date.0 {
+                self.headers.insert(
+                    0,
+                    Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
+                );
+            }
+            server_and_date = (false, false);
             self.headers.insert(
                 0,
                 Header::from_bytes(&b"Upgrade"[..], upgrade.as_bytes()).unwrap(),
@@ -398,6 +447,9 @@ where
             };
 
         // preparing headers for transfer
+        // PATCHED (gitlab-registry-usage-rest): `Content-Length` is written by
+        // `write_message_header`, last, without a `Header` of its own
+        let mut content_length = None;
         match transfer_encoding {
             Some(TransferEncoding::Chunked) => self
                 .headers
@@ -405,15 +457,7 @@ where
 
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
-                    )
-                    .unwrap(),
-                )
+                content_length = data_length;
             }
 
             _ => (),
@@ -425,16 +469,24 @@ where
             &http_version,
             &self.status_code,
             &self.headers,
+            server_and_date,
+            content_length,
         )?;
 
         // sending the body
+        // PATCHED (gitlab-registry-usage-rest): bytes in memory in one write (`from_bytes`)
         if !do_not_send_body {
             match transfer_encoding {
                 Some(TransferEncoding::Chunked) => {
                     use chunked_transfer::Encoder;
 
                     let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+                    match self.bytes {
+                        Some(bytes) => writer.write_all((*bytes).as_ref())?,
+                        None => {
+                            io::copy(&mut reader, &mut writer)?;
+                        }
+                    }
                 }
 
                 Some(TransferEncoding::Identity) => {
@@ -442,7 +494,12 @@ where
                     let data_length = data_length.unwrap();
 
                     if data_length >= 1 {
-                        io::copy(&mut reader, &mut writer)?;
+                        match self.bytes {
+                            Some(bytes) => writer.write_all((*bytes).as_ref())?,
+                            None => {
+                                io::copy(&mut reader, &mut writer)?;
+                            }
+                        }
                     }
                 }
 
@@ -481,6 +538,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            bytes: self.bytes,
         }
     }
 }
@@ -559,6 +617,25 @@ impl Response<io::Empty> {
     pub fn new_empty(status_code: StatusCode) -> Response<io::Empty> {
         Response::empty(status_code)
     }
+
+    /// PATCHED (gitlab-registry-usage-rest): a response whose body is already in memory
+    /// (a cached document shared by many responses). Its bytes go to the socket from where
+    /// they are, in one `write_all` however large they are (the buffer in front of the
+    /// socket passes large writes through), instead of being copied 8 KiB at a time
+    /// through `io::copy`'s buffer and written 8 KiB per system call.
+    pub fn from_bytes<B>(
+        status_code: StatusCode,
+        headers: Vec<Header>,
+        body: B,
+    ) -> Response<io::Empty>
+    where
+        B: AsRef<[u8]> + Send + 'static,
+    {
+        let length = body.as_ref().len();
+        let mut response = Response::new(status_code, headers, io::empty(), Some(length), None);
+        response.bytes = Some(Box::new(body));
+        response
+    }
 }
 
 impl Clone for Response<io::Empty> {
@@ -569,6 +646,7 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            bytes: None,
         }
     }
 }

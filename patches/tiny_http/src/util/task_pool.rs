@@ -84,6 +84,9 @@ impl TaskPool {
             self.add_thread(Some(code))
         } else {
             queue.push_back(code);
+            // PATCHED (gitlab-registry-usage-rest): notified after unlocking, so the woken
+            // thread does not go straight into a contended lock (as in `MessagesQueue`)
+            drop(queue);
             self.sharing.condvar.notify_one();
             Ok(())
         }
