@@ -616,7 +616,7 @@ static_markdown() {
     echo
     echo "The shipped binary (\`--target $MUSL_TARGET\`, mimalloc configured in src/memory.rs) and"
     echo "the glibc build of the same commit, both serving the $((REPOSITORIES * TAGS))-tag snapshot file at once"
-    echo "(\`worker_threads = 2\`, registry unreachable). On each cell the two alternate $REPEAT times"
+    echo "(\`worker_threads = 2\`, registry unreachable). On each cell the two alternate, $REPEAT runs each"
     echo "(\`wrk -t2 -cC -d$DURATION\`, the other process idle meanwhile); the table has each one's median."
     echo "Then each build in turn scans the synthetic registry ($REPOSITORIES repositories x $TAGS tags, 0 ms)"
     echo "itself and re-scans it at once (\`refresh_interval = 2 seconds\`)."
