@@ -14,7 +14,11 @@
 #      flood, and 66 slow readers of the largest document (examples/attack.rs).
 #   6. scale: the service scanning 100,000 repositories x 10 tags itself (first scan and
 #      unchanged re-scan at 0 ms), its snapshot file, start-up from it, RSS, and the
-#      render time of the whole collection and of /namespaces.
+#      render time of the whole collection and of /namespaces;
+#   7. the static (musl) build next to the glibc build: req/s on small resources and the
+#      whole collection, alternating, and peak RSS idle, under load and re-scanning;
+#   8. /metrics and the usage history: the usage families' render, a scrape, the
+#      per-request counters, and the history file of 10k repositories x 400 days.
 #
 # Everything listens on 127.0.0.1 only, every run is bounded in time, and every process
 # this script starts is stopped (and its temp dir removed) on exit, failure or Ctrl-C.
@@ -43,6 +47,8 @@
 #                        binary) measured in the same runs as this one and nginx, on the
 #                        cells of BENCH_BASELINE_NAMES (default: the three small resources):
 #                        a "before" next to the "after" in one run
+#   BENCH_ONLY=static    only section 7 (on a fresh snapshot of the synthetic registry);
+#                        prints its tables instead of writing BENCHMARKS.md
 # Text below the line `<!-- analysis -->` of an existing BENCHMARKS.md is kept.
 set -euo pipefail
 
@@ -70,6 +76,8 @@ BIN=$REL/gitlab-registry-usage-rest
 REGISTRY_BIN=$REL/examples/synthetic_registry
 BENCH=$REL/examples/bench
 ATTACK=$REL/examples/attack
+MUSL_TARGET=x86_64-unknown-linux-musl
+MUSL_BIN=$ROOT/target/$MUSL_TARGET/release/gitlab-registry-usage-rest
 ONLY=${BENCH_ONLY:-}
 ATTACK_SECONDS=${BENCH_ATTACK_SECONDS:-15}
 # One repository and one tag of the synthetic registry (group-NNN/project-NNNN, v1..v9, latest).
@@ -78,6 +86,23 @@ REPO_ENC=group-050%2Fproject-0500
 TAG=v5
 # A top-level namespace of the synthetic registry (its group).
 GROUP=group-050
+
+# The resources: name, path on our service, file name under nginx.
+NAMES=(repository tag repository_embed_links collection_page collection_embed top_exclusive namespace_embed)
+declare -A PATHS=(
+    [repository]="/repositories/$REPO_ENC"
+    [tag]="/repositories/$REPO_ENC/tags/$TAG"
+    [repository_embed_links]="/repositories/$REPO_ENC?embed=true&links=true"
+    # a mid-size document (a few hundred KB): issue 15's range starts at 100 KB
+    [collection_page]="/repositories?embed=true&per_page=500"
+    [collection_embed]="/repositories?embed=true"
+    [top_exclusive]="/repositories?sort=-exclusive_size&limit=20&embed=1"
+    [namespace_embed]="/namespaces/$GROUP?embed=1"
+)
+# BENCH_NAMES="top_exclusive namespace_embed": serve only these (a trial of new cells).
+if [ -n "${BENCH_NAMES:-}" ]; then
+    read -r -a NAMES <<<"$BENCH_NAMES"
+fi
 
 umask 077 # the configs hold the JWT secret
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/grur-bench.XXXXXX")
@@ -174,6 +199,8 @@ NGINX=$(command -v nginx)
 
 log "building release binaries"
 "$CARGO" build --release --bin gitlab-registry-usage-rest --example synthetic_registry --example bench --example attack --example metrics_history 2>&1 | tail -n 1 >&2
+log "building the static (musl) release binary (section 7)"
+"$CARGO" build --release --target "$MUSL_TARGET" --bin gitlab-registry-usage-rest 2>&1 | tail -n 1 >&2
 ATTACK_SVC_BIN=${BENCH_ATTACK_BIN:-$BIN}
 
 if [ -n "${BENCH_MAX_LOAD:-}" ]; then
@@ -234,6 +261,73 @@ access_token = demo-token
 concurrency = 8
 EOF
 }
+
+# ---------------------------------------------------------------------------------------
+# Serving helpers (sections 1 and 7)
+# ---------------------------------------------------------------------------------------
+# start_service WORKERS [BINARY NAME]: the service ($BIN unless given) from the snapshot
+# file; sets SVC_PORT SVC_PID TOKEN
+start_service() {
+    local name=$1${3:+-$3}
+    SVC_PORT=$("$BENCH" port)
+    write_config "$WORK/service-$name.conf" "$SVC_PORT" "$1" "$SNAP" "$UNREACHABLE"
+    start_bg "$WORK/service-$name.log" "${2:-$BIN}" -c "$WORK/service-$name.conf"
+    SVC_PID=$LAST_PID
+    wait_200 "http://127.0.0.1:$SVC_PORT/health" 30
+    TOKEN=$(curl -sf -u "$BENCH_USER:$BENCH_PASSWORD" "http://127.0.0.1:$SVC_PORT/auth_token" | jq -r .auth_token)
+    [ -n "$TOKEN" ] && [ "$TOKEN" != null ]
+}
+
+# wrk_run NAME URL CONNECTIONS DURATION WARM_PORT: one wrk run, output in $WORK/wrk-NAME.txt
+wrk_run() {
+    local name=$1 url=$2 c=$3 d=$4 warm_port=$5
+    if [ "$WARM" = 1 ] && [ -n "$warm_port" ]; then
+        # for builds without the tiny_http pool fix (see examples/bench.rs)
+        "$BENCH" warm --port "$warm_port" --connections $((c + 16)) >/dev/null
+    fi
+    timeout 120 wrk -t2 -c"$c" -d"$d" --latency --timeout 5s \
+        -H "Authorization: Bearer $TOKEN" "$url" >"$WORK/wrk-$name.txt"
+}
+
+# parse_wrk NAME -> "rps p50_ms p99_ms avg_ms errors non2xx transfer"
+parse_wrk() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /m$/) return v * 60000
+            if (v ~ /s$/) return v * 1000
+            return v + 0
+        }
+        /^ +Latency / && !seen { avg = ms($2); seen = 1 }
+        /^ +50% / { p50 = ms($2) }
+        /^ +99% / { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /^Transfer\/sec:/ { tr = $2 }
+        /Socket errors:/ { err = $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        END { printf "%.0f %.3f %.3f %.3f %d %d %s\n", rps, p50, p99, avg, err, bad, tr }
+    ' "$WORK/wrk-$1.txt"
+}
+
+# median_run PREFIX: of the runs PREFIX-1..PREFIX-$REPEAT, the parse_wrk line of the one
+# with the median req/s (so its latencies come with it)
+median_run() {
+    local r
+    for r in $(seq 1 "$REPEAT"); do
+        parse_wrk "$1-$r"
+    done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
+}
+runs_of() {
+    local r out=()
+    for r in $(seq 1 "$REPEAT"); do
+        out+=("$(parse_wrk "$1-$r" | cut -d' ' -f1)")
+    done
+    local IFS=,
+    echo "${out[*]}"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 
 # ---------------------------------------------------------------------------------------
 # 5. Attacks (issue 9), run after section 4 (or alone with BENCH_ONLY=attacks)
@@ -468,6 +562,115 @@ scan_rows() {
     timeout 600 "$BENCH" scan --registry "http://127.0.0.1:$REG_PORT/" "$@" >>"$out"
 }
 
+# ---------------------------------------------------------------------------------------
+# 7. The static (musl) build, which the image and the tarball ship, next to the glibc
+# build (runs alone with BENCH_ONLY=static)
+# ---------------------------------------------------------------------------------------
+# The cells both builds serve: name (in PATHS) and connections.
+STATIC_CELLS=("tag 16" "tag 64" "repository_embed_links 16" "repository_embed_links 64" "collection_embed 16")
+
+# static_rescan NAME BINARY: BINARY scans the synthetic registry at $REG_PORT itself,
+# twice (unchanged re-scan at once); sets RESCAN_MEM to "VmHWM VmRSS" after the re-scan.
+static_rescan() {
+    local dir=$WORK/static-$1 port pid inode limit=$((REPOSITORIES / 10 + 300))
+    mkdir -p "$dir"
+    port=$("$BENCH" port)
+    write_config "$dir/scanning.conf" "$port" 2 "$dir/snapshot.json" "http://127.0.0.1:$REG_PORT/" "2 seconds"
+    start_bg "$dir/scanning.log" "$2" -c "$dir/scanning.conf"
+    pid=$LAST_PID
+    wait_for "$limit" scans_in "$dir/scanning.log" 1
+    wait_for 120 test -f "$dir/snapshot.json"
+    inode=$(inode_of "$dir/snapshot.json")
+    wait_for "$limit" scans_in "$dir/scanning.log" 2
+    wait_for 120 replaced "$dir/snapshot.json" "$inode"
+    RESCAN_MEM="$(hwm_kib "$pid") $(rss_kib "$pid")"
+    stop_bg "$pid"
+}
+
+# static_section: both builds serve $SNAP at once, alternating $REPEAT times on each cell
+# (medians kept); their memory idle after the load and after the runs; then each scans
+# the registry itself. Sets STATIC_ROWS and STATIC_MEM.
+static_section() {
+    local g_pid g_port s_pid s_port cell n c r
+    log "static: both builds serve the snapshot file"
+    start_service 2 "$BIN" glibc
+    g_pid=$SVC_PID g_port=$SVC_PORT
+    start_service 2 "$MUSL_BIN" static
+    s_pid=$SVC_PID s_port=$SVC_PORT
+    sleep 1
+    STATIC_MEM=("idle $(hwm_kib "$g_pid") $(rss_kib "$g_pid") $(hwm_kib "$s_pid") $(rss_kib "$s_pid")")
+    STATIC_ROWS=()
+    for cell in "${STATIC_CELLS[@]}"; do
+        read -r n c <<<"$cell"
+        for r in $(seq 1 "$REPEAT"); do
+            log "static: wrk $n -c$c (run $r of $REPEAT)"
+            wrk_run "glibc-$n-$c-$r" "http://127.0.0.1:$g_port${PATHS[$n]}" "$c" "$DURATION" "$g_port"
+            wrk_run "static-$n-$c-$r" "http://127.0.0.1:$s_port${PATHS[$n]}" "$c" "$DURATION" "$s_port"
+        done
+        STATIC_ROWS+=("$n $c $(median_run "glibc-$n-$c" | cut -d' ' -f1) $(median_run "static-$n-$c" | cut -d' ' -f1) $(runs_of "glibc-$n-$c")/$(runs_of "static-$n-$c")")
+    done
+    STATIC_MEM+=("loaded $(hwm_kib "$g_pid") $(rss_kib "$g_pid") $(hwm_kib "$s_pid") $(rss_kib "$s_pid")")
+    stop_bg "$s_pid"
+    stop_bg "$g_pid"
+    log "static: each build scanning the registry itself (first scan, unchanged re-scan)"
+    start_registry 0 4
+    static_rescan glibc "$BIN"
+    local g=$RESCAN_MEM
+    static_rescan static "$MUSL_BIN"
+    STATIC_MEM+=("rescan $g $RESCAN_MEM")
+    stop_bg "$REG_PID"
+}
+
+static_markdown() {
+    echo "## 7. The static (musl) build next to the glibc build"
+    echo
+    echo "The shipped binary (\`--target $MUSL_TARGET\`, mimalloc configured in src/memory.rs) and"
+    echo "the glibc build of the same commit, both serving the $((REPOSITORIES * TAGS))-tag snapshot file at once"
+    echo "(\`worker_threads = 2\`, registry unreachable). On each cell the two alternate, $REPEAT runs each"
+    echo "(\`wrk -t2 -cC -d$DURATION\`, the other process idle meanwhile); the table has each one's median."
+    echo "Then each build in turn scans the synthetic registry ($REPOSITORIES repositories x $TAGS tags, 0 ms)"
+    echo "itself and re-scans it at once (\`refresh_interval = 2 seconds\`)."
+    echo
+    echo "| resource | conns | glibc req/s | static req/s | static / glibc | all runs glibc / static |"
+    echo "|---|---:|---:|---:|---:|---|"
+    local row n c g s runs
+    for row in "${STATIC_ROWS[@]}"; do
+        read -r n c g s runs <<<"$row"
+        echo "| \`${PATHS[$n]}\` | $c | $g | $s | $(ratio "$s" "$g") | ${runs/\// / } |"
+    done
+    echo
+    echo "| process | glibc VmHWM | static VmHWM | static / glibc | glibc VmRSS | static VmRSS |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    local what gh gr sh sr label
+    for row in "${STATIC_MEM[@]}"; do
+        read -r what gh gr sh sr <<<"$row"
+        case $what in
+        idle) label="serving the file, idle after load" ;;
+        loaded) label="the same after the runs above" ;;
+        rescan) label="scanning itself, after the unchanged re-scan" ;;
+        esac
+        echo "| $label | $(mib "$gh") MiB | $(mib "$sh") MiB | $(ratio "$sh" "$gh") | $(mib "$gr") MiB | $(mib "$sr") MiB |"
+    done
+    echo
+}
+
+# static_targets: the rows of the Targets table
+static_targets() {
+    local row n c g s runs r ok what gh gr sh sr
+    for row in "${STATIC_ROWS[@]}"; do
+        read -r n c g s runs <<<"$row"
+        r=$(ratio "$s" "$g")
+        ok=$(awk -v r="$r" 'BEGIN {print (r >= 0.9) ? 1 : 0}')
+        echo "| static build: \`${PATHS[$n]}\` at $c connections >= 0.9 of the glibc build's req/s | $s vs $g req/s = $r | $(pass "$ok") |"
+    done
+    for row in "${STATIC_MEM[@]}"; do
+        read -r what gh gr sh sr <<<"$row"
+        r=$(ratio "$sh" "$gh")
+        ok=$(awk -v r="$r" 'BEGIN {print (r <= 1.1) ? 1 : 0}')
+        echo "| static build: peak RSS ($what) within 10 % of the glibc build's | $(mib "$sh") vs $(mib "$gh") MiB = $r | $(pass "$ok") |"
+    done
+}
+
 pass() { if [ "$1" = 1 ]; then echo "**pass**"; else echo "**FAIL**"; fi; }
 UNREACHABLE=http://127.0.0.1:$DEAD_PORT/
 if [ "$ONLY" = scale ]; then
@@ -482,8 +685,19 @@ elif [ "$ONLY" = serving ]; then
     start_registry 0 4
     timeout 600 "$BENCH" scan --registry "http://127.0.0.1:$REG_PORT/" --once --save "$SNAP" >/dev/null
     stop_bg "$REG_PID"
+elif [ "$ONLY" = static ]; then
+    log "static: a snapshot of $REPOSITORIES repositories x $TAGS tags"
+    start_registry 0 4
+    timeout 600 "$BENCH" scan --registry "http://127.0.0.1:$REG_PORT/" --concurrency 8 --once --save "$SNAP" >/dev/null
+    stop_bg "$REG_PID"
+    static_section
+    static_markdown
+    echo "| target | measured | result |"
+    echo "|---|---|---|"
+    static_targets
+    exit 0
 elif [ -n "$ONLY" ]; then
-    log "BENCH_ONLY=$ONLY: the sections that run alone are attacks, scale and serving"
+    log "BENCH_ONLY=$ONLY: the sections that run alone are attacks, scale, serving and static"
     exit 2
 fi
 
@@ -534,71 +748,12 @@ fi # not BENCH_ONLY=serving
 # ---------------------------------------------------------------------------------------
 SNAP_BYTES=$(stat -c %s "$SNAP")
 
-# start_service WORKERS: the service from the snapshot file; sets SVC_PORT SVC_PID TOKEN
-start_service() {
-    SVC_PORT=$("$BENCH" port)
-    write_config "$WORK/service-$1.conf" "$SVC_PORT" "$1" "$SNAP" "$UNREACHABLE"
-    start_bg "$WORK/service-$1.log" "$BIN" -c "$WORK/service-$1.conf"
-    SVC_PID=$LAST_PID
-    wait_200 "http://127.0.0.1:$SVC_PORT/health" 30
-    TOKEN=$(curl -sf -u "$BENCH_USER:$BENCH_PASSWORD" "http://127.0.0.1:$SVC_PORT/auth_token" | jq -r .auth_token)
-    [ -n "$TOKEN" ] && [ "$TOKEN" != null ]
-}
-
-# wrk_run NAME URL CONNECTIONS DURATION WARM_PORT: one wrk run, output in $WORK/wrk-NAME.txt
-wrk_run() {
-    local name=$1 url=$2 c=$3 d=$4 warm_port=$5
-    if [ "$WARM" = 1 ] && [ -n "$warm_port" ]; then
-        # for builds without the tiny_http pool fix (see examples/bench.rs)
-        "$BENCH" warm --port "$warm_port" --connections $((c + 16)) >/dev/null
-    fi
-    timeout 120 wrk -t2 -c"$c" -d"$d" --latency --timeout 5s \
-        -H "Authorization: Bearer $TOKEN" "$url" >"$WORK/wrk-$name.txt"
-}
-
-# parse_wrk NAME -> "rps p50_ms p99_ms avg_ms errors non2xx transfer"
-parse_wrk() {
-    awk '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000
-            if (v ~ /ms$/) return v + 0
-            if (v ~ /m$/) return v * 60000
-            if (v ~ /s$/) return v * 1000
-            return v + 0
-        }
-        /^ +Latency / && !seen { avg = ms($2); seen = 1 }
-        /^ +50% / { p50 = ms($2) }
-        /^ +99% / { p99 = ms($2) }
-        /^Requests\/sec:/ { rps = $2 }
-        /^Transfer\/sec:/ { tr = $2 }
-        /Socket errors:/ { err = $4 + $6 + $8 + $10 }
-        /Non-2xx or 3xx responses:/ { bad = $NF }
-        END { printf "%.0f %.3f %.3f %.3f %d %d %s\n", rps, p50, p99, avg, err, bad, tr }
-    ' "$WORK/wrk-$1.txt"
-}
-
 log "serving: service from the snapshot file (worker_threads = 2, the default)"
 start_service 2
 IDLE_HWM=$(hwm_kib "$SVC_PID")
 IDLE_RSS=$(rss_kib "$SVC_PID")
 OURS=http://127.0.0.1:$SVC_PORT
 
-# The resources: name, path on our service, file name under nginx.
-NAMES=(repository tag repository_embed_links collection_page collection_embed top_exclusive namespace_embed)
-declare -A PATHS=(
-    [repository]="/repositories/$REPO_ENC"
-    [tag]="/repositories/$REPO_ENC/tags/$TAG"
-    [repository_embed_links]="/repositories/$REPO_ENC?embed=true&links=true"
-    # a mid-size document (a few hundred KB): issue 15's range starts at 100 KB
-    [collection_page]="/repositories?embed=true&per_page=500"
-    [collection_embed]="/repositories?embed=true"
-    [top_exclusive]="/repositories?sort=-exclusive_size&limit=20&embed=1"
-    [namespace_embed]="/namespaces/$GROUP?embed=1"
-)
-# BENCH_NAMES="top_exclusive namespace_embed": serve only these (a trial of new cells).
-if [ -n "${BENCH_NAMES:-}" ]; then
-    read -r -a NAMES <<<"$BENCH_NAMES"
-fi
 declare -A SIZES
 mkdir -p "$WORK/www" "$WORK/nginx"
 for n in "${NAMES[@]}"; do
@@ -653,23 +808,6 @@ for n in "${NAMES[@]}"; do
     }
 done
 
-# median_run PREFIX: of the runs PREFIX-1..PREFIX-$REPEAT, the parse_wrk line of the one
-# with the median req/s (so its latencies come with it)
-median_run() {
-    local r
-    for r in $(seq 1 "$REPEAT"); do
-        parse_wrk "$1-$r"
-    done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
-}
-runs_of() {
-    local r out=()
-    for r in $(seq 1 "$REPEAT"); do
-        out+=("$(parse_wrk "$1-$r" | cut -d' ' -f1)")
-    done
-    local IFS=,
-    echo "${out[*]}"
-}
-
 # BENCH_BASELINE_BIN: the other build, from the same snapshot file and with the same
 # secret and htpasswd file (so the same token), on the cells of BASE_NAMES
 BASE_BIN=${BENCH_BASELINE_BIN:-}
@@ -722,7 +860,6 @@ if [ -n "$BASE_BIN" ]; then
     stop_bg "$BASE_PID"
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 # Little's law: connections actually busy = requests/s x mean latency.
 busy() { awk -v r="$1" -v l="$2" 'BEGIN {printf "%.1f", r * l / 1000}'; }
 
@@ -803,7 +940,8 @@ USAGE_ONLY=$("$BENCH" usage --snapshot "$SNAP" --runs 5)
 
 attack_rows
 scale_section
-# 7. /metrics and the usage history at 10k repositories x 400 days (issue 12).
+static_section
+# 8. /metrics and the usage history at 10k repositories x 400 days (issue 12).
 log "metrics rendering and the usage history at 10000 repositories x 400 days"
 METRICS_HISTORY=$(timeout 600 "$REL/examples/metrics_history" 10000 400)
 
@@ -1024,6 +1162,8 @@ fi
 
     scale_markdown
 
+    static_markdown
+
     echo "## Targets"
     echo
     echo "| target | measured | result |"
@@ -1091,6 +1231,7 @@ fi
     ok=$(awk -v m="$med" 'BEGIN {print (m < 300) ? 1 : 0}')
     echo "| start-up to the first 200 from a $((REPOSITORIES * TAGS))-tag snapshot < 300 ms | median $(printf '%.1f' "$med") ms, min $(jq -r '.min_ms * 10 | round / 10' <<<"$STARTUP") ms | $(pass "$ok") |"
     scale_targets
+    static_targets
     echo
     echo "## Attacks (issue 9)"
     echo
@@ -1101,7 +1242,7 @@ fi
     echo
     attack_table
     echo
-    echo "## /metrics and the usage history"
+    echo "## 8. /metrics and the usage history"
     echo
     echo "\`metrics_history 10000 400\` (examples/metrics_history.rs, release build): the usage"
     echo "families' render (once per snapshot generation) over 10,000 repositories in 500"
