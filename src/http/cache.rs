@@ -119,6 +119,10 @@ struct State {
     /// The part of `bytes` held by repository and tags-collection documents.
     repository_bytes: usize,
     entries: HashMap<Key, Rendered>,
+    /// The length of each document the previous generation kept: the next render of it
+    /// starts with a buffer that size, so a large document is not copied while its
+    /// buffer doubles (which briefly held two copies of it: the peak RSS, not the rate).
+    previous_sizes: HashMap<Key, usize>,
     /// Documents being rendered right now, by generation.
     rendering: HashMap<(u64, Key), InFlight>,
 }
@@ -141,7 +145,12 @@ impl State {
         self.generation = generation;
         self.bytes = 0;
         self.repository_bytes = 0;
-        std::mem::take(&mut self.entries)
+        let older = std::mem::take(&mut self.entries);
+        self.previous_sizes = older
+            .iter()
+            .map(|(k, r)| (k.clone(), r.body.len()))
+            .collect();
+        older
     }
 }
 
@@ -178,11 +187,12 @@ impl RenderCache {
 
     /// The document for `key` from snapshot `generation`: from the cache, from another
     /// request rendering it right now, or from `render` (and then kept if it fits).
+    /// `render` gets the document's length in the previous generation, if it was kept.
     pub fn get_or_render(
         &self,
         generation: u64,
         key: Key,
-        render: impl FnOnce() -> Rendered,
+        render: impl FnOnce(Option<usize>) -> Rendered,
     ) -> Rendered {
         let mark = (generation, key);
         let deadline = Instant::now() + WAIT_FOR_RENDER;
@@ -239,9 +249,10 @@ impl RenderCache {
             );
             guard.mark = Some(mark.clone());
         }
+        let previous_size = state.previous_sizes.get(&mark.1).copied();
         drop(state);
         drop(older);
-        let rendered = render();
+        let rendered = render(previous_size);
         let older = {
             let mut state = self.lock();
             let older = self.keep(&mut state, generation, mark.1.clone(), rendered.clone());
@@ -393,7 +404,7 @@ mod tests {
             let threads: Vec<_> = (0..8)
                 .map(|_| {
                     s.spawn(|| {
-                        cache.get_or_render(7, key(1), || {
+                        cache.get_or_render(7, key(1), |_| {
                             renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             wait_for_waiters(&cache, 7, &key(1), 7);
                             doc("seven")
@@ -408,19 +419,43 @@ mod tests {
             assert!(Arc::ptr_eq(&b.body, &bodies[0].body));
         }
         // A later generation renders anew.
-        let later = cache.get_or_render(8, key(1), || doc("eight"));
+        let later = cache.get_or_render(8, key(1), |_| doc("eight"));
         assert_eq!(&*later.body, b"eight");
+    }
+
+    #[test]
+    fn a_render_is_told_how_long_the_previous_generations_document_was() {
+        let cache = RenderCache::default();
+        let mut told = Vec::new();
+        cache.get_or_render(1, key(1), |p| {
+            told.push(p);
+            doc("first")
+        });
+        cache.get_or_render(2, key(1), |p| {
+            told.push(p);
+            doc("second!")
+        });
+        // Another key was not in the previous generation.
+        cache.get_or_render(2, key(2), |p| {
+            told.push(p);
+            doc("x")
+        });
+        cache.get_or_render(3, key(1), |p| {
+            told.push(p);
+            doc("third")
+        });
+        assert_eq!(told, [None, Some(5), None, Some(7)]);
     }
 
     #[test]
     fn a_render_that_panics_does_not_hold_up_the_next_request() {
         let cache = RenderCache::default();
         let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            cache.get_or_render(3, key(2), || panic!("render bug"))
+            cache.get_or_render(3, key(2), |_| panic!("render bug"))
         }));
         assert!(failed.is_err());
         let started = Instant::now();
-        let ok = cache.get_or_render(3, key(2), || doc("three"));
+        let ok = cache.get_or_render(3, key(2), |_| doc("three"));
         assert_eq!(&*ok.body, b"three");
         assert!(started.elapsed() < WAIT_FOR_RENDER / 2);
         assert!(cache.lock().rendering.is_empty());
@@ -469,7 +504,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..6 {
                 s.spawn(|| {
-                    let r = cache.get_or_render(4, key.clone(), || {
+                    let r = cache.get_or_render(4, key.clone(), |_| {
                         renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         wait_for_waiters(&cache, 4, &key, 5);
                         Rendered {

@@ -724,8 +724,12 @@ impl App {
             Some(key) => {
                 let hit = self
                     .cache
-                    .get_or_render(current.usage.generation(), key, || {
-                        let (mut bytes, etag) = render(64 * 1024);
+                    .get_or_render(current.usage.generation(), key, |previous| {
+                        // As long as last time, and a little more: most re-scans change
+                        // a document by a few bytes, and a buffer that has to double
+                        // holds the document twice for a moment.
+                        let capacity = previous.map_or(64 * 1024, |n| n + n / 32 + 4096);
+                        let (mut bytes, etag) = render(capacity);
                         // Kept for the whole generation: give back the growth slack (for a
                         // large buffer this is a remap, not a copy).
                         bytes.shrink_to_fit();
