@@ -21,6 +21,7 @@ pub mod percent;
 pub mod refresh;
 pub mod registry;
 pub mod replica;
+pub mod rfc3339;
 pub mod scan;
 pub mod snapshot;
 pub mod usage;
