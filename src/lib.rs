@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod base64;
 pub mod cidr;
+pub mod cleanup;
 pub mod config;
 pub mod current;
 pub mod digest;

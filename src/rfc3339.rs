@@ -71,15 +71,24 @@ pub fn parse(text: &str) -> Option<i64> {
 
 /// Unix seconds as RFC 3339 in UTC (`1970-01-01T00:00:00Z`), for answers and tables.
 pub fn format(seconds: i64) -> String {
+    let mut out = String::with_capacity(20);
+    write(&mut out, seconds);
+    out
+}
+
+/// [`format`] appended to `out` (no allocation per date in a long answer).
+pub fn write(out: &mut String, seconds: i64) {
+    use std::fmt::Write as _;
     let days = seconds.div_euclid(86_400);
     let rest = seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rest / 3600,
         rest / 60 % 60,
         rest % 60
-    )
+    );
 }
 
 fn is_leap(year: i64) -> bool {
