@@ -298,6 +298,8 @@ try {
   for (const [hash, path] of previews) {
     await page.goto(url + hash);
     await ready(hash);
+    // Tag dates (RFC 3339 in the API) are shown as ages, never as NaN.
+    assert.ok(!/NaN/.test(await page.textContent('#app')), hash);
     await page.fill('#cleanup-regex', '.*');
     await page.fill('#cleanup-keep', '');
     await page.fill('#cleanup-keep-n', '1');

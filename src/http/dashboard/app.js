@@ -140,7 +140,8 @@
       growth_30d: doc.growth_30d,
       error: doc.error,
       digest: doc.digest,
-      created: doc.created,
+      // RFC 3339 in the API; unix seconds here, as the other times.
+      created: doc.created ? Date.parse(doc.created) / 1000 : null,
     };
   }
 
