@@ -318,8 +318,9 @@ fn health(port: u16) -> u16 {
         .unwrap_or(0)
 }
 
-/// `GET path` on the service at `port` with a token of the test's htpasswd user.
-fn logged_in_get(port: u16, path: &str) -> support::HttpReply {
+/// `GET path` on the service at `port` with a new token of the test's htpasswd user;
+/// the token and the reply.
+fn logged_in_get(port: u16, path: &str) -> (String, support::HttpReply) {
     let token = try_http_request(
         "GET",
         &format!("http://127.0.0.1:{port}/auth_token"),
@@ -331,13 +332,14 @@ fn logged_in_get(port: u16, path: &str) -> support::HttpReply {
         .as_str()
         .unwrap()
         .to_string();
-    try_http_request(
+    let reply = try_http_request(
         "GET",
         &format!("http://127.0.0.1:{port}{path}"),
         &[("Authorization", &format!("Bearer {token}"))],
         None,
     )
-    .unwrap()
+    .unwrap();
+    (token, reply)
 }
 
 fn terminate(service: &mut ChildGuard) -> i32 {
@@ -399,7 +401,7 @@ fn the_snapshot_file_survives_a_restart_and_a_truncated_one_is_ignored() {
         200,
         "served from the snapshot file before any scan"
     );
-    let repo = logged_in_get(port, "/repositories/keep%2Fme");
+    let (token, repo) = logged_in_get(port, "/repositories/keep%2Fme");
     assert_eq!(repo.status, 200);
     assert_eq!(repo.json()["size"], 123);
     assert_eq!(terminate(&mut service), 0);
@@ -500,7 +502,7 @@ fn cleanup_preview_against_a_real_registry() {
     wait_until("the first scan", Duration::from_secs(20), || {
         health(port) == 200
     });
-    let reply = logged_in_get(port, &format!("/namespaces/grp/cleanup?{query}"));
+    let (_, reply) = logged_in_get(port, &format!("/namespaces/grp/cleanup?{query}"));
     assert_eq!(reply.status, 200, "{}", reply.text());
     let doc = reply.json();
     assert_eq!(
