@@ -18,7 +18,9 @@
 #   7. the static (musl) build next to the glibc build: req/s on small resources and the
 #      whole collection, alternating, and peak RSS idle, under load and re-scanning;
 #   8. /metrics and the usage history: the usage families' render, a scrape, the
-#      per-request counters, and the history file of 10k repositories x 400 days.
+#      per-request counters, and the history file of 10k repositories x 400 days;
+#   9. tag dates and the cleanup preview: the extra requests of a first scan with dates,
+#      none on an unchanged re-scan, and the preview's cost at 100k tags.
 #
 # Everything listens on 127.0.0.1 only, every run is bounded in time, and every process
 # this script starts is stopped (and its temp dir removed) on exit, failure or Ctrl-C.
@@ -49,6 +51,8 @@
 #                        a "before" next to the "after" in one run
 #   BENCH_ONLY=static    only section 7 (on a fresh snapshot of the synthetic registry);
 #                        prints its tables instead of writing BENCHMARKS.md
+#   BENCH_ONLY=cleanup   only section 9 (tag dates and the cleanup preview); prints its
+#                        markdown instead of writing BENCHMARKS.md
 # Text below the line `<!-- analysis -->` of an existing BENCHMARKS.md is kept.
 set -euo pipefail
 
@@ -672,6 +676,39 @@ static_targets() {
 }
 
 pass() { if [ "$1" = 1 ]; then echo "**pass**"; else echo "**FAIL**"; fi; }
+# ---------------------------------------------------------------------------------------
+# 9. Tag dates and the cleanup preview (issue 14; runs alone with BENCH_ONLY=cleanup)
+# ---------------------------------------------------------------------------------------
+# cleanup_section: at 0 ms per request, $REPOSITORIES x $TAGS tags: a first scan with tag
+# dates (one config blob GET per new image), its unchanged re-scan (none), a first scan
+# without dates; then `bench cleanup` over the dated snapshot (in-process, medians of 5).
+cleanup_section() {
+    CLEANUP_DIR=$WORK/cleanup
+    mkdir -p "$CLEANUP_DIR"
+    start_registry 0 4
+    scan_rows "$CLEANUP_DIR/dates.jsonl" --concurrency 8 --save "$CLEANUP_DIR/snapshot.json"
+    scan_rows "$CLEANUP_DIR/nodates.jsonl" --concurrency 8 --once --no-dates
+    stop_bg "$REG_PID"
+    timeout 600 "$BENCH" cleanup --snapshot "$CLEANUP_DIR/snapshot.json" --runs 5 \
+        >"$CLEANUP_DIR/cleanup.jsonl"
+}
+cleanup_markdown() {
+    echo "## 9. Tag dates and the cleanup preview"
+    echo
+    echo "| scan ($((REPOSITORIES * TAGS)) tags, 0 ms) | seconds | requests | config blob GETs |"
+    echo "|---|---:|---:|---:|"
+    jq -r '"| \(.phase)\(if .dates then ", tag dates" else ", no tag dates" end) | \(.seconds * 100 | round / 100) | \(.requests.total) | \(.requests.blob_get) |"' \
+        "$CLEANUP_DIR/dates.jsonl" "$CLEANUP_DIR/nodates.jsonl"
+    echo
+    jq -r '"| `bench cleanup`, policy `\(.query)` | ms |", "|---|---:|",
+        "| whole registry (\(.tags) tags, \(.tags_deleted) deleted, \(.freed_bytes) bytes freed): verdicts and bytes | \(.registry_ms * 100 | round / 100) |",
+        "| whole registry: the /cleanup JSON document (\(.document_bytes) bytes) | \(.registry_document_ms * 100 | round / 100) |",
+        "| one repository (\(.repository_tags) tags): verdicts and bytes | \(.repository_ms * 1000 | round / 1000) |",
+        "| one repository: its JSON document | \(.repository_document_ms * 1000 | round / 1000) |"' \
+        "$CLEANUP_DIR/cleanup.jsonl"
+    echo
+}
+
 UNREACHABLE=http://127.0.0.1:$DEAD_PORT/
 if [ "$ONLY" = scale ]; then
     scale_section
@@ -696,8 +733,12 @@ elif [ "$ONLY" = static ]; then
     echo "|---|---|---|"
     static_targets
     exit 0
+elif [ "$ONLY" = cleanup ]; then
+    cleanup_section
+    cleanup_markdown
+    exit 0
 elif [ -n "$ONLY" ]; then
-    log "BENCH_ONLY=$ONLY: the sections that run alone are attacks, scale, serving and static"
+    log "BENCH_ONLY=$ONLY: the sections that run alone are attacks, scale, serving, static and cleanup"
     exit 2
 fi
 
@@ -741,6 +782,8 @@ if [ "$QUICK" != 1 ]; then
     scan_rows "$WORK/scan-2.jsonl" --concurrency 32 --once
 fi
 stop_bg "$REG_PID"
+log "tag dates and the cleanup preview"
+cleanup_section
 fi # not BENCH_ONLY=serving
 
 # ---------------------------------------------------------------------------------------
@@ -1161,6 +1204,7 @@ fi
     echo
 
     scale_markdown
+    cleanup_markdown
 
     static_markdown
 

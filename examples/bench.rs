@@ -64,6 +64,25 @@ enum Sub {
     Port(PortArgs),
     Warm(WarmArgs),
     Burst(BurstArgs),
+    Cleanup(CleanupArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "cleanup")]
+/// time the cleanup preview over a snapshot file
+struct CleanupArgs {
+    /// the snapshot file
+    #[argh(option)]
+    snapshot: PathBuf,
+    /// the policy, as the API's query
+    #[argh(
+        option,
+        default = "String::from(\"name_regex=.*&keep_n=5&older_than=90d\")"
+    )]
+    query: String,
+    /// how many runs
+    #[argh(option, default = "5")]
+    runs: usize,
 }
 
 /// scan a registry (full, unchanged, after moving tags) and print one JSON line per scan
@@ -94,6 +113,9 @@ struct ScanArgs {
     /// before each scan, grow the registry's tiny_http pool by this many threads (0: off)
     #[argh(option, default = "0")]
     warm: usize,
+    /// scan with `[registry] tag_dates = false` (no config blobs)
+    #[argh(switch)]
+    no_dates: bool,
 }
 
 /// time from exec to the first 200 on GET /health, several times
@@ -205,6 +227,7 @@ fn main() -> ExitCode {
         Sub::Startup(a) => run_startup(&a),
         Sub::Load(a) => run_load(&a),
         Sub::Usage(a) => run_usage(&a),
+        Sub::Cleanup(a) => run_cleanup(&a),
         Sub::Htpasswd(a) => bcrypt::hash(&a.password, a.cost)
             .map(|h| println!("{}:{h}", a.user))
             .map_err(|e| e.to_string()),
@@ -257,6 +280,7 @@ fn counts_json(c: &Counts) -> Value {
         "manifest_head": c.manifest_head,
         "manifest_get": c.manifest_get,
         "blob_head": c.blob_head,
+        "blob_get": c.blob_get,
         "retries": c.retries,
         "total": c.total(),
     })
@@ -266,8 +290,8 @@ fn run_scan(a: &ScanArgs) -> Result<(), String> {
     let base = registry_url(&a.registry);
     let text = format!(
         "[registry]\nregistry_base_url = {base}\ngitlab_base_url = {base}\nusername = {}\n\
-         access_token = {}\nconcurrency = {}\n",
-        a.user, a.password, a.concurrency
+         access_token = {}\nconcurrency = {}\ntag_dates = {}\n",
+        a.user, a.password, a.concurrency, !a.no_dates
     );
     let (config, _warnings) = Config::parse(&text).map_err(|e| e.to_string())?;
     let client = Client::new(&config.registry).map_err(|e| e.to_string())?;
@@ -289,6 +313,7 @@ fn run_scan(a: &ScanArgs) -> Result<(), String> {
         let totals = report.snapshot.totals;
         let line = json!({
             "phase": phase,
+            "dates": !a.no_dates,
             "concurrency": a.concurrency,
             "seconds": report.duration.as_secs_f64(),
             "repositories": totals.repository_count,
@@ -477,6 +502,61 @@ fn run_usage(a: &UsageArgs) -> Result<(), String> {
                "repositories": s.totals.repository_count,
                "namespaces": usage.namespaces().len(), "runs_ms": runs, "min_ms": min,
                "median_ms": median(&runs), "kept_kib": kept, "peak_kib": peak})
+    );
+    Ok(())
+}
+
+/// The cleanup preview's cost at this snapshot's size, as the service pays it (the
+/// usage index is built once per generation, before any request): the verdicts and bytes
+/// over the whole registry, its `/cleanup` JSON document, and the same for the
+/// repository with the most tags (what `/repositories/<name>/cleanup` renders).
+fn run_cleanup(a: &CleanupArgs) -> Result<(), String> {
+    use gitlab_registry_usage_rest::cleanup::{self, Scope};
+    use gitlab_registry_usage_rest::http::cleanup_document;
+    let s = snapshot::load(&a.snapshot).map_err(|e| e.to_string())?;
+    let usage = Usage::of(&s);
+    let policy = cleanup::policy_of(&a.query).map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let biggest = s
+        .repositories
+        .iter()
+        .max_by_key(|r| r.tags.as_ref().map_or(0, Vec::len))
+        .ok_or("an empty snapshot")?;
+    let one = Scope::Repository(biggest.name.clone());
+    let (all_repos, one_repo) = (
+        Scope::Registry.repositories(&s).unwrap_or_default(),
+        one.repositories(&s).unwrap_or_default(),
+    );
+    let (mut all_ms, mut json_ms, mut one_ms, mut one_json_ms) = (vec![], vec![], vec![], vec![]);
+    let (mut deleted, mut freed, mut bytes) = (0, 0, 0);
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    for _ in 0..a.runs {
+        let t = Instant::now();
+        let all = cleanup::preview(&s, &usage, &policy, &all_repos, now);
+        all_ms.push(ms(t));
+        (deleted, freed) = (all.tags_deleted, all.freed_bytes);
+        drop(all);
+        let t = Instant::now();
+        let doc = cleanup_document(&s, &usage, &Scope::Registry, &all_repos, &policy, now);
+        json_ms.push(ms(t));
+        bytes = doc.len();
+        drop(doc);
+        let t = Instant::now();
+        std::hint::black_box(cleanup::preview(&s, &usage, &policy, &one_repo, now));
+        one_ms.push(ms(t));
+        let t = Instant::now();
+        std::hint::black_box(cleanup_document(&s, &usage, &one, &one_repo, &policy, now));
+        one_json_ms.push(ms(t));
+    }
+    println!(
+        "{}",
+        json!({"phase": "cleanup", "query": a.query, "tags": s.totals.tag_count,
+               "tags_deleted": deleted, "freed_bytes": freed, "document_bytes": bytes,
+               "registry_ms": median(&all_ms), "registry_document_ms": median(&json_ms),
+               "repository_ms": median(&one_ms), "repository_document_ms": median(&one_json_ms),
+               "repository_tags": biggest.tags.as_ref().map_or(0, Vec::len)})
     );
     Ok(())
 }

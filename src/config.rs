@@ -138,6 +138,8 @@ pub struct Registry {
     pub page_size: u32,
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
+    /// Fetch image config blobs for the tags' `created` dates (the cleanup preview).
+    pub tag_dates: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -635,6 +637,7 @@ impl Config {
             page_size: r.number("registry", "page_size", 1u32, 100_000)?,
             request_timeout: r.duration("registry", "request_timeout")?,
             ca_file: r.path("registry", "ca_file"),
+            tag_dates: r.boolean("registry", "tag_dates")?,
         };
         let htpasswd = Htpasswd {
             file: r.path("htpasswd", "file"),

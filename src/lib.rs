@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod base64;
 pub mod cidr;
+pub mod cleanup;
 pub mod config;
 pub mod current;
 pub mod digest;
@@ -21,6 +22,7 @@ pub mod percent;
 pub mod refresh;
 pub mod registry;
 pub mod replica;
+pub mod rfc3339;
 pub mod scan;
 pub mod snapshot;
 pub mod usage;

@@ -13,7 +13,7 @@ use gitlab_registry_usage_rest::auth::jwt::Tokens;
 use gitlab_registry_usage_rest::auth::Authenticator;
 use gitlab_registry_usage_rest::config::{self, Config, Role};
 use gitlab_registry_usage_rest::registry::Client;
-use gitlab_registry_usage_rest::snapshot::Shared;
+use gitlab_registry_usage_rest::snapshot::{self, Shared, Snapshot};
 use gitlab_registry_usage_rest::usage::{report, Usage};
 use gitlab_registry_usage_rest::{history, http, log, refresh, replica, scan};
 
@@ -55,6 +55,12 @@ struct Args {
     /// with --report: how many rows each table has
     #[argh(positional)]
     rows: Option<usize>,
+
+    /// print what a GitLab cleanup policy would delete and free, and exit: the API's
+    /// query, e.g. 'name_regex=.*&keep_n=5&older_than=90d&namespace=group/x' (or
+    /// repository=<name>); reads snapshot_file when there is one, else scans once
+    #[argh(option)]
+    preview_cleanup: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +133,9 @@ fn main() -> ExitCode {
             .report
             .then(|| args.rows.unwrap_or(report::DEFAULT_ROWS));
         return collect_once(&config, rows);
+    }
+    if let Some(query) = &args.preview_cleanup {
+        return preview_cleanup(&config, query);
     }
     serve(config)
 }
@@ -202,6 +211,7 @@ fn parse_args(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args
         (args.print_default_config, "--print-default-config"),
         (args.check_config, "--check-config"),
         (args.collect_once, "--collect-once"),
+        (args.preview_cleanup.is_some(), "--preview-cleanup"),
     ]
     .iter()
     .filter(|(on, _)| *on)
@@ -216,40 +226,100 @@ fn parse_args(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args
     Ok(args)
 }
 
-/// `--collect-once` (`rows: None`) or `--report` (`Some(rows)`): one scan, one document.
-fn collect_once(config: &Config, rows: Option<usize>) -> ExitCode {
+/// One scan for a command-line mode (`flag` names it in a reader's error).
+fn scan_once(config: &Config, flag: &str) -> Result<Snapshot, ExitCode> {
     if config.general.role == Role::Reader {
         gitlab_registry_usage_rest::log!(
             error,
-            "a reader never scans: run --collect-once with role = collector or both (or without -c, with the collector's config)",
+            format!("a reader never scans: run {flag} with role = collector or both (or without -c, with the collector's config)"),
             role = "reader"
         );
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
     let client = match Client::new(&config.registry) {
         Ok(c) => c,
         Err(e) => {
             gitlab_registry_usage_rest::log!(error, "bad configuration", error = e);
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     match scan::scan(&client, None, config.registry.concurrency) {
         Ok(report) => {
             report.log();
-            match rows {
-                None => println!("{}", http::collection_document(&report.snapshot)),
-                Some(rows) => {
-                    let usage = Usage::of(&report.snapshot);
-                    print!("{}", report::report(&report.snapshot, &usage, rows));
-                }
-            }
-            ExitCode::SUCCESS
+            Ok(report.snapshot)
         }
         Err(e) => {
             gitlab_registry_usage_rest::log!(error, "scan failed", error = e);
-            ExitCode::from(1)
+            Err(ExitCode::from(1))
         }
     }
+}
+
+/// `--collect-once` (`rows: None`) or `--report` (`Some(rows)`): one scan, one document.
+fn collect_once(config: &Config, rows: Option<usize>) -> ExitCode {
+    let flag = if rows.is_some() {
+        "--report"
+    } else {
+        "--collect-once"
+    };
+    let snapshot = match scan_once(config, flag) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
+    match rows {
+        None => println!("{}", http::collection_document(&snapshot)),
+        Some(rows) => {
+            let usage = Usage::of(&snapshot);
+            print!("{}", report::report(&snapshot, &usage, rows));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--preview-cleanup`: over the data the service serves (its `snapshot_file`, so no
+/// registry traffic and the same answer as the API) when there is one, else one scan.
+fn preview_cleanup(config: &Config, query: &str) -> ExitCode {
+    use gitlab_registry_usage_rest::cleanup;
+    let policy = match cleanup::policy_of(query) {
+        Ok(p) => p,
+        Err(e) => return usage_error(&format!("--preview-cleanup: {e}")),
+    };
+    let scope = cleanup::scope_of(query);
+    let loaded = match &config.general.snapshot_file {
+        Some(path) => match snapshot::load(path) {
+            Ok(s) => Some(s),
+            Err(snapshot::LoadError::NotFound(_)) => None,
+            Err(e) => {
+                gitlab_registry_usage_rest::log!(error, "cannot read the snapshot file", error = e);
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    let snapshot = match loaded {
+        Some(s) => s,
+        None => match scan_once(config, "--preview-cleanup") {
+            Ok(s) => s,
+            Err(exit) => return exit,
+        },
+    };
+    let Some(in_scope) = scope.repositories(&snapshot) else {
+        eprintln!(
+            "gitlab-registry-usage-rest: no repository is named {:?} or lies under it",
+            scope.name().unwrap_or_default()
+        );
+        return ExitCode::from(1);
+    };
+    if policy.delete.is_none() {
+        eprintln!("note: name_regex is missing: no tag matches, so nothing would be deleted");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let usage = Usage::of(&snapshot);
+    let preview = cleanup::preview(&snapshot, &usage, &policy, &in_scope, now);
+    print!("{}", cleanup::table(&snapshot, &preview, 20));
+    ExitCode::SUCCESS
 }
 
 fn serve(config: Config) -> ExitCode {

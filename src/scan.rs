@@ -49,6 +49,7 @@ impl Report {
             manifest_head = c.manifest_head,
             manifest_get = c.manifest_get,
             blob_head = c.blob_head,
+            blob_get = c.blob_get,
             retries = c.retries,
         );
     }
@@ -117,16 +118,26 @@ struct RepoState {
 /// (and index) that refers to it.
 type Layers = Arc<[u32]>;
 
+/// What the scan learns from one manifest: its layers and its image's creation date
+/// (the newest child's for an index). Both follow from the manifest's digest, so both
+/// are cached by it.
+#[derive(Clone)]
+struct Image {
+    layers: Layers,
+    created: Option<i64>,
+}
+
 /// What the workers share: the client, the previous snapshot's digests, and what this
-/// scan has learnt so far (manifest digest → layers, blob digest → size). Layers are
-/// interned in `builder` as soon as a manifest is read, so a manifest costs 4 bytes a
-/// layer here, not a copy of each digest.
+/// scan has learnt so far (manifest digest → layers and date, blob digest → size, config
+/// digest → date). Layers are interned in `builder` as soon as a manifest is read, so a
+/// manifest costs 4 bytes a layer here, not a copy of each digest.
 struct Context<'a> {
     client: &'a Client,
     previous: Option<Previous<'a>>,
     builder: Mutex<Builder<'a>>,
-    manifests: Mutex<HashMap<Digest, Layers>>,
+    manifests: Mutex<HashMap<Digest, Image>>,
     blob_sizes: Mutex<HashMap<Digest, u64>>,
+    configs: Mutex<HashMap<Digest, Option<i64>>>,
 }
 
 /// The previous snapshot's tags by manifest digest: (repository, tag) indices sorted by
@@ -187,14 +198,14 @@ impl Context<'_> {
             .into()
     }
 
-    fn known(&self, digest: &Digest) -> Option<Layers> {
-        if let Some(layers) = self
+    fn known(&self, digest: &Digest) -> Option<Image> {
+        if let Some(image) = self
             .manifests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(digest)
         {
-            return Some(layers.clone());
+            return Some(image.clone());
         }
         let previous = self.previous.as_ref()?;
         let tag = previous.find(digest)?;
@@ -203,42 +214,78 @@ impl Context<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .intern_previous(previous.snapshot, &tag.layers);
-        Some(ids.into())
+        Some(Image {
+            layers: ids.into(),
+            created: tag.created,
+        })
     }
 
-    /// Remember `layers` as the layers of manifest `digest`, shared from now on.
-    fn remember(&self, digest: &Digest, layers: Layers) -> Layers {
+    /// Remember `image` as what manifest `digest` holds, shared from now on.
+    fn remember(&self, digest: &Digest, image: Image) -> Image {
         self.manifests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(digest.clone(), layers.clone());
-        layers
+            .insert(digest.clone(), image.clone());
+        image
     }
 
-    /// The layers of one tag: `HEAD` for the digest when an earlier scan may know it,
+    /// The creation date in config blob `digest`, fetched once per scan and digest. A
+    /// config that cannot be read costs the date of the tags using it (logged), never
+    /// their repository.
+    fn created(&self, repo: &str, digest: &str) -> Option<i64> {
+        let key = Digest::from(digest);
+        if let Some(&created) = self
+            .configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return created;
+        }
+        let created = match self.client.config_blob(repo, digest) {
+            Ok(body) => manifest::config_created(&body),
+            Err(e) => {
+                crate::log!(
+                    warn,
+                    "no date for an image: its config blob could not be read",
+                    repository = repo,
+                    config = digest,
+                    error = e
+                );
+                None
+            }
+        };
+        self.configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, created);
+        created
+    }
+
+    /// The image of one tag: `HEAD` for the digest when an earlier scan may know it,
     /// else (or when the registry gives no digest) `GET` by tag.
-    fn tag(&self, repo: &str, tag: &str) -> Result<(Option<Digest>, Layers), Error> {
+    fn tag(&self, repo: &str, tag: &str) -> Result<(Option<Digest>, Image), Error> {
         if self.previous.is_some() {
             if let Some(text) = self.client.manifest_digest(repo, tag)? {
                 let digest = Digest::from(text.as_str());
-                let layers = match self.known(&digest) {
-                    Some(layers) => layers,
+                let image = match self.known(&digest) {
+                    Some(image) => image,
                     None => self.by_digest(repo, &text, 0, &mut HashSet::new())?,
                 };
-                return Ok((Some(digest), layers));
+                return Ok((Some(digest), image));
             }
         }
         let response = self.client.manifest(repo, tag)?;
         let digest = response.digest.as_deref().map(Digest::from);
-        let layers = match digest.as_ref().and_then(|d| self.known(d)) {
-            Some(layers) => layers,
+        let image = match digest.as_ref().and_then(|d| self.known(d)) {
+            Some(image) => image,
             None => {
                 let url = format!("manifest {repo}:{tag}");
                 let mut visited = HashSet::new();
                 if let Some(d) = &response.digest {
                     visited.insert(d.clone());
                 }
-                let layers = self.layers_of(
+                let image = self.image_of(
                     repo,
                     &url,
                     response.content_type.as_deref(),
@@ -247,12 +294,12 @@ impl Context<'_> {
                     &mut visited,
                 )?;
                 match &digest {
-                    Some(d) => self.remember(d, layers),
-                    None => layers,
+                    Some(d) => self.remember(d, image),
+                    None => image,
                 }
             }
         };
-        Ok((digest, layers))
+        Ok((digest, image))
     }
 
     fn by_digest(
@@ -261,10 +308,10 @@ impl Context<'_> {
         digest: &str,
         depth: usize,
         visited: &mut HashSet<String>,
-    ) -> Result<Layers, Error> {
+    ) -> Result<Image, Error> {
         let key = Digest::from(digest);
-        if let Some(layers) = self.known(&key) {
-            return Ok(layers);
+        if let Some(image) = self.known(&key) {
+            return Ok(image);
         }
         if !visited.insert(digest.to_string()) {
             return Err(Error::Invalid {
@@ -274,7 +321,7 @@ impl Context<'_> {
         }
         let response = self.client.manifest(repo, digest)?;
         let url = format!("manifest {repo}@{digest}");
-        let layers = self.layers_of(
+        let image = self.image_of(
             repo,
             &url,
             response.content_type.as_deref(),
@@ -282,10 +329,10 @@ impl Context<'_> {
             depth,
             visited,
         )?;
-        Ok(self.remember(&key, layers))
+        Ok(self.remember(&key, image))
     }
 
-    fn layers_of(
+    fn image_of(
         &self,
         repo: &str,
         url: &str,
@@ -293,14 +340,20 @@ impl Context<'_> {
         body: &[u8],
         depth: usize,
         visited: &mut HashSet<String>,
-    ) -> Result<Layers, Error> {
+    ) -> Result<Image, Error> {
         let invalid = |detail: String| Error::Invalid {
             url: url.to_string(),
             detail,
         };
+        let dates = self.client.tag_dates;
         match manifest::parse(content_type, body).map_err(invalid)? {
-            Manifest::Image(layers) => Ok(self.intern(layers.iter().map(|l| (&l.digest, l.size)))),
-            Manifest::Schema1(sums) => {
+            Manifest::Image { layers, config } => Ok(Image {
+                layers: self.intern(layers.iter().map(|l| (&l.digest, l.size))),
+                created: config
+                    .filter(|_| dates)
+                    .and_then(|c| self.created(repo, &c)),
+            }),
+            Manifest::Schema1 { sums, created } => {
                 let mut out: Vec<LayerRef> = Vec::new();
                 for text in sums {
                     let digest = Digest::from(text.as_str());
@@ -326,7 +379,10 @@ impl Context<'_> {
                     };
                     out.push(LayerRef { digest, size });
                 }
-                Ok(self.intern(out.iter().map(|l| (&l.digest, l.size))))
+                Ok(Image {
+                    layers: self.intern(out.iter().map(|l| (&l.digest, l.size))),
+                    created: created.filter(|_| dates),
+                })
             }
             Manifest::Index(children) => {
                 if depth >= MAX_INDEX_DEPTH {
@@ -335,12 +391,18 @@ impl Context<'_> {
                     )));
                 }
                 let mut out: Vec<u32> = Vec::new();
+                let mut created = None;
                 for child in children {
-                    out.extend_from_slice(&self.by_digest(repo, &child, depth + 1, visited)?);
+                    let image = self.by_digest(repo, &child, depth + 1, visited)?;
+                    out.extend_from_slice(&image.layers);
+                    created = created.max(image.created);
                 }
                 out.sort_unstable();
                 out.dedup();
-                Ok(out.into())
+                Ok(Image {
+                    layers: out.into(),
+                    created,
+                })
             }
         }
     }
@@ -384,12 +446,21 @@ pub fn scan(
         ok
     });
 
+    // A snapshot scanned without dates knows no manifest's date: with `tag_dates` on,
+    // its manifests are read again (once) for their config blobs.
+    let reusable = |p: &Snapshot| p.dates || !client.tag_dates;
     let context = Context {
         client,
-        previous: previous.map(Previous::new),
-        builder: Mutex::new(previous.map(Builder::after).unwrap_or_default()),
+        previous: previous.filter(|p| reusable(p)).map(Previous::new),
+        builder: Mutex::new(
+            previous
+                .map(Builder::after)
+                .unwrap_or_default()
+                .with_dates(client.tag_dates),
+        ),
         manifests: Mutex::new(HashMap::new()),
         blob_sizes: Mutex::new(HashMap::new()),
+        configs: Mutex::new(HashMap::new()),
     };
 
     let mut repos: Vec<RepoState> = names
@@ -545,12 +616,13 @@ fn run_job(context: &Context<'_>, job: Job) -> Done {
                         detail: "internal error (panic) while reading it".into(),
                     })
                 })
-                .map(|(digest, layers)| Tag {
+                .map(|(digest, image)| Tag {
                     name: tag.as_ref().into(),
                     digest,
-                    layers: layers.iter().copied().collect(),
+                    layers: image.layers.iter().copied().collect(),
                     size: 0,
                     disk_size: 0,
+                    created: image.created,
                 })
                 .map_err(|e| format!("tag {tag}: {e}"));
             Done::Manifest {

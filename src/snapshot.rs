@@ -39,6 +39,10 @@ pub struct Tag {
     pub layers: Box<[u32]>,
     pub size: u64,
     pub disk_size: u64,
+    /// When the image was built (unix seconds): its config blob's `created`, for an
+    /// index the newest of its children's; `None` when unknown or not a valid date.
+    /// What GitLab's cleanup policies order tags by (`cleanup`).
+    pub created: Option<i64>,
 }
 
 /// A repository. `tags` is `None` when its tags are unknown (its scan failed and there
@@ -99,6 +103,9 @@ pub struct Snapshot {
     /// Sorted by name (byte order).
     pub repositories: Vec<Repository>,
     pub totals: Totals,
+    /// The scan read tags' creation dates (`[registry] tag_dates`): a tag without
+    /// `created` then has no valid date, rather than an unread one.
+    pub dates: bool,
 }
 
 impl Snapshot {
@@ -158,6 +165,8 @@ pub struct Builder<'p> {
     /// table entry of 48 (6 MiB at 100k blobs, alive beside the served snapshot).
     previous: Option<(&'p [Blob], Vec<u32>)>,
     repositories: Vec<Repository>,
+    /// Becomes `Snapshot::dates`.
+    dates: bool,
 }
 
 /// "Not interned yet" in `Builder::previous`.
@@ -173,6 +182,11 @@ impl<'p> Builder<'p> {
             previous: sorted.then(|| (blobs, vec![NOT_YET; blobs.len()])),
             ..Builder::default()
         }
+    }
+
+    /// Whether the scan read tags' creation dates (`Snapshot::dates`).
+    pub fn with_dates(self, dates: bool) -> Builder<'p> {
+        Builder { dates, ..self }
     }
 
     /// Index of `digest` in `blobs`, interned now if it was not yet.
@@ -279,6 +293,7 @@ impl<'p> Builder<'p> {
                         &t.name,
                         t.digest.as_ref(),
                         t.layers.iter().map(|l| (&l.digest, l.size)),
+                        None,
                     )
                 })
                 .collect()
@@ -296,6 +311,7 @@ impl<'p> Builder<'p> {
                     layers: self.intern_previous(previous, &t.layers).into(),
                     size: 0,
                     disk_size: 0,
+                    created: t.created,
                 })
                 .collect()
         });
@@ -307,6 +323,7 @@ impl<'p> Builder<'p> {
         name: &str,
         digest: Option<&Digest>,
         layers: impl Iterator<Item = (&'a Digest, u64)>,
+        created: Option<i64>,
     ) -> Tag {
         let ids = self.intern_layers(layers);
         Tag {
@@ -315,6 +332,7 @@ impl<'p> Builder<'p> {
             layers: ids.into_boxed_slice(),
             size: 0,
             disk_size: 0,
+            created,
         }
     }
 
@@ -409,6 +427,7 @@ impl<'p> Builder<'p> {
             blobs: self.blobs,
             repositories: self.repositories,
             totals,
+            dates: self.dates,
         }
     }
 }
@@ -447,6 +466,10 @@ struct TagOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     digest: Option<&'a Digest>,
     layers: &'a [u32],
+    /// Added after the first format: absent when unknown, so files without dates are
+    /// byte for byte what older versions wrote, and older files load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<i64>,
 }
 
 /// One repository as written; its tags are collected (a few at a time), the
@@ -470,6 +493,7 @@ impl<'a> From<&'a Repository> for RepositoryOut<'a> {
                         name: &t.name,
                         digest: t.digest.as_ref(),
                         layers: &t.layers,
+                        created: t.created,
                     })
                     .collect()
             }),
@@ -487,6 +511,10 @@ impl Serialize for FileOut<'_> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("format", FORMAT)?;
         map.serialize_entry("timestamp", &s.timestamp)?;
+        // Added after the first format, only when true: older files have no dates.
+        if s.dates {
+            map.serialize_entry("dates", &true)?;
+        }
         map.serialize_entry(
             "blobs",
             &seq_out(s.blobs.iter().map(|b| (&b.digest, b.size))),
@@ -758,6 +786,8 @@ struct TagIn {
     #[serde(default)]
     digest: Option<Digest>,
     layers: Vec<u32>,
+    #[serde(default)]
+    created: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -772,6 +802,7 @@ struct RepositoryIn {
 /// What a file holds, read into the parts of a `Builder`.
 struct Loaded {
     timestamp: f64,
+    dates: bool,
     blobs: Vec<Blob>,
     repositories: Vec<Repository>,
 }
@@ -795,6 +826,7 @@ impl<'de> Visitor<'de> for FileSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loaded, A::Error> {
         let (mut format, mut timestamp, mut blobs, mut repositories) = (false, None, None, None);
+        let mut dates = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "format" => {
@@ -807,6 +839,7 @@ impl<'de> Visitor<'de> for FileSeed {
                     format = true;
                 }
                 "timestamp" => timestamp = Some(map.next_value::<f64>()?),
+                "dates" => dates = map.next_value::<bool>()?,
                 "blobs" => {
                     let blob = |(digest, size): (Digest, u64)| Blob { digest, size };
                     blobs = Some(map.next_value_seed(list_of(blob))?);
@@ -824,6 +857,7 @@ impl<'de> Visitor<'de> for FileSeed {
         }
         Ok(Loaded {
             timestamp: timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
+            dates,
             blobs: blobs.ok_or_else(|| de::Error::missing_field("blobs"))?,
             repositories: repositories.ok_or_else(|| de::Error::missing_field("repositories"))?,
         })
@@ -876,6 +910,7 @@ fn repository_from(r: RepositoryIn) -> Repository {
                     layers: layers.into_boxed_slice(),
                     size: 0,
                     disk_size: 0,
+                    created: t.created,
                 }
             })
             .collect();
@@ -968,6 +1003,7 @@ pub fn load_open(file: impl std::io::Read, path: &Path) -> Result<Snapshot, Load
     let builder = Builder {
         blobs: loaded.blobs,
         repositories: loaded.repositories,
+        dates: loaded.dates,
         ..Builder::default()
     };
     Ok(builder.finish(loaded.timestamp))
@@ -1045,6 +1081,31 @@ mod tests {
             r#"{{"format":"{FORMAT}","timestamp":12.5,"blobs":[["sha512:other",7]],"repositories":[{{"name":"broken","error":"tag list: HTTP 500"}},{{"name":"g/app","tags":[{{"name":"v1","digest":"{digest}","layers":[0]}}]}}]}}"#
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+        // A scan with dates adds `dates` and each known `created`, nothing else.
+        let mut b = Builder::default().with_dates(true);
+        let layers = b.intern_layers([(&Digest::from("sha512:other"), 7)]);
+        let dated = |name: &str, created| Tag {
+            name: name.into(),
+            digest: None,
+            layers: layers.clone().into_boxed_slice(),
+            size: 0,
+            disk_size: 0,
+            created,
+        };
+        b.add_interned(
+            "r",
+            Some(vec![dated("a", Some(-1)), dated("b", None)]),
+            None,
+        );
+        save(&b.finish(1.0), &path).unwrap();
+        let expected = format!(
+            r#"{{"format":"{FORMAT}","timestamp":1.0,"dates":true,"blobs":[["sha512:other",7]],"repositories":[{{"name":"r","tags":[{{"name":"a","layers":[0],"created":-1}},{{"name":"b","layers":[0]}}]}}]}}"#
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+        let l = load(&path).unwrap();
+        assert!(l.dates);
+        let created = |t: &str| l.repository("r").unwrap().tag(t).unwrap().created;
+        assert_eq!((created("a"), created("b")), (Some(-1), None));
         // Keys in another order and unknown keys (a later version's) are fine.
         std::fs::write(
             &path,
@@ -1054,6 +1115,7 @@ mod tests {
         )
         .unwrap();
         let l = load(&path).unwrap();
+        assert!(!l.dates, "a file without dates is not a scan with dates");
         assert_eq!(l.blobs[0].digest.to_string(), digest);
         let t = l.repository("r").unwrap().tag("t").unwrap();
         assert_eq!(
@@ -1238,6 +1300,7 @@ mod tests {
                 layers: used.into(),
                 size: 0,
                 disk_size: 0,
+                created: None,
             }]),
             None,
         );
@@ -1265,6 +1328,7 @@ mod tests {
                         layers: ids.into(),
                         size: 0,
                         disk_size: 0,
+                        created: None,
                     };
                     b.add_interned(&format!("r{n}"), Some(vec![tag]), None);
                 }
@@ -1305,6 +1369,7 @@ mod tests {
             layers: layers.into(),
             size: 0,
             disk_size: 0,
+            created: None,
         };
         b.add_interned("new", Some(vec![tag(fresh)]), None);
         let rescanned = b.finish(2.0);

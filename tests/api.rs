@@ -1606,3 +1606,161 @@ fn a_bare_lf_in_a_head_is_400_and_close() {
     assert!(closed);
     assert_eq!(api.anonymous("GET", "/health", &[]).status, 200);
 }
+
+/// The cleanup preview over HTTP: the three scopes, hand-computed bytes, 400s naming the
+/// parameter, 404s for names that are not there, the token, and ETags.
+#[test]
+fn cleanup_preview_routes() {
+    let api = start(DEFAULTS);
+    // group/app: v1 = base + one, v2 = base + two, latest = base + two; no dates.
+    let doc = api.get("/namespaces/group/cleanup?name_regex=.*");
+    assert_eq!(doc.status, 200, "{}", doc.text());
+    assert_eq!(doc.header("content-type"), Some("application/json"));
+    let doc = doc.json();
+    assert_eq!(doc["scope"], "namespace");
+    assert_eq!(doc["name"], "group");
+    assert_eq!(doc["tags_deleted"], 2);
+    assert_eq!(doc["tags_kept"], 1);
+    assert_eq!(doc["logical_bytes"], 1010 + 1020);
+    // Only `one` goes: base is held by latest and by a/tags, two by latest.
+    assert_eq!(doc["freed_bytes"], 10);
+    assert_eq!(doc["deduplicated_size_before"], 1000 + 10 + 20 + 5 + 7);
+    assert_eq!(doc["deduplicated_size_after"], 1042 - 10);
+    let repo = &doc["repositories"][0];
+    assert_eq!(repo["name"], "group/app");
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // No dates: all count as now, so equal, in name order.
+    assert_eq!(names(&repo["deleted"]), ["v1", "v2"]);
+    assert_eq!(
+        repo["deleted"][0],
+        json!({"name": "v1", "digest": null, "created": null, "size": 1010})
+    );
+    assert_eq!(
+        repo["kept"],
+        json!([{"name": "latest", "digest": null, "created": null, "size": 1020, "reason": "latest"}])
+    );
+    assert!(doc["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("no tag dates")));
+
+    let one = api
+        .get("/repositories/group%2Fapp/cleanup?name_regex=v1&keep_n=0")
+        .json();
+    assert_eq!(one["scope"], "repository");
+    assert_eq!(
+        (one["tags_deleted"].as_u64(), one["freed_bytes"].as_u64()),
+        (Some(1), Some(10))
+    );
+    assert_eq!(
+        one["policy"],
+        json!({"name_regex": "v1", "name_regex_keep": null, "keep_n": 0, "older_than": null, "older_than_seconds": null})
+    );
+    let reasons: Vec<(String, String)> = one["repositories"][0]["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().into(),
+                t["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("latest".into(), "latest".into()),
+            ("v2".into(), "not_matched".into())
+        ]
+    );
+    // Raw slashes work too, and a repository's own name ending in /tags.
+    assert_eq!(
+        api.get("/repositories/group/app/cleanup?name_regex=v1")
+            .json()["freed_bytes"],
+        10
+    );
+    assert_eq!(
+        api.get("/repositories/a/tags/cleanup?name_regex=x").json()["logical_bytes"],
+        1000
+    );
+
+    let all = api
+        .get("/cleanup?name_regex_delete=.*&older_than=7d")
+        .json();
+    assert_eq!(all["scope"], "registry");
+    assert_eq!(all["repositories_unknown"], json!(["broken"]));
+    // older_than with no dates deletes nothing.
+    assert_eq!(all["tags_deleted"], 0);
+    assert_eq!(all["policy"]["older_than_seconds"], 7 * 86_400);
+
+    let missing = api.get("/cleanup").json();
+    assert_eq!(missing["tags_deleted"], 0);
+    assert!(missing["notes"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("name_regex is missing"));
+
+    for (path, words) in [
+        (
+            "/cleanup?name_regex=(",
+            "name_regex \"(\" is not a regular expression",
+        ),
+        (
+            "/cleanup?name_regex=.*&name_regex_keep=%5Bz-a%5D",
+            "name_regex_keep",
+        ),
+        (
+            "/cleanup?keep_n=-1",
+            "keep_n \"-1\" is not a non-negative integer",
+        ),
+        (
+            "/namespaces/group/cleanup?older_than=soon",
+            "older_than \"soon\" is not a duration",
+        ),
+    ] {
+        let reply = api.get(path);
+        assert_eq!(reply.status, 400, "{path}");
+        let message = reply.json()["message"].as_str().unwrap().to_string();
+        assert!(message.contains(words), "{path}: {message}");
+    }
+    for path in [
+        "/repositories/nope/cleanup",
+        "/namespaces/nope/cleanup",
+        "/namespaces/grou/cleanup",
+    ] {
+        assert_eq!(api.get(path).status, 404, "{path}");
+    }
+    assert_eq!(
+        api.anonymous("GET", "/cleanup?name_regex=.*", &[]).status,
+        401
+    );
+    assert_eq!(
+        api.anonymous("GET", "/namespaces/group/cleanup", &[])
+            .status,
+        401
+    );
+
+    let first = api.get("/cleanup?name_regex=.*");
+    let etag = first.header("etag").unwrap().to_string();
+    let again = api.get_with("/cleanup?name_regex=.*", &[("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+}
+
+/// A tag's `created` is a usage field: with a list parameter it is there (null when the
+/// image has no date), in the original's documents never.
+#[test]
+fn tag_dates_appear_only_with_the_usage_fields() {
+    let api = start(DEFAULTS);
+    let tag = api.json("/repositories/group%2Fapp/tags/v1?sort=name");
+    assert!(tag.get("created").is_some_and(Value::is_null), "{tag}");
+    let plain = api.json("/repositories/group%2Fapp/tags/v1");
+    assert!(plain.get("created").is_none(), "{plain}");
+}

@@ -318,6 +318,30 @@ fn health(port: u16) -> u16 {
         .unwrap_or(0)
 }
 
+/// `GET path` on the service at `port` with a new token of the test's htpasswd user;
+/// the token and the reply.
+fn logged_in_get(port: u16, path: &str) -> (String, support::HttpReply) {
+    let token = try_http_request(
+        "GET",
+        &format!("http://127.0.0.1:{port}/auth_token"),
+        &[("Authorization", &support::basic_auth("admin", "pw"))],
+        None,
+    )
+    .unwrap()
+    .json()["auth_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = try_http_request(
+        "GET",
+        &format!("http://127.0.0.1:{port}{path}"),
+        &[("Authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .unwrap();
+    (token, reply)
+}
+
 fn terminate(service: &mut ChildGuard) -> i32 {
     unsafe { libc::kill(service.child.id() as i32, libc::SIGTERM) };
     let start = Instant::now();
@@ -377,24 +401,7 @@ fn the_snapshot_file_survives_a_restart_and_a_truncated_one_is_ignored() {
         200,
         "served from the snapshot file before any scan"
     );
-    let token = try_http_request(
-        "GET",
-        &format!("http://127.0.0.1:{port}/auth_token"),
-        &[("Authorization", &support::basic_auth("admin", "pw"))],
-        None,
-    )
-    .unwrap()
-    .json()["auth_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let repo = try_http_request(
-        "GET",
-        &format!("http://127.0.0.1:{port}/repositories/keep%2Fme"),
-        &[("Authorization", &format!("Bearer {token}"))],
-        None,
-    )
-    .unwrap();
+    let (token, repo) = logged_in_get(port, "/repositories/keep%2Fme");
     assert_eq!(repo.status, 200);
     assert_eq!(repo.json()["size"], 123);
     assert_eq!(terminate(&mut service), 0);
@@ -416,4 +423,128 @@ fn the_snapshot_file_survives_a_restart_and_a_truncated_one_is_ignored() {
     assert_eq!(terminate(&mut service), 0);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("ignoring the snapshot file"), "{text}");
+}
+
+/// The cleanup preview end to end against a real registry whose images have known build
+/// dates: `--preview-cleanup` (one scan) and the live service's
+/// `/namespaces/<path>/cleanup` give the same hand-computed numbers.
+#[test]
+fn cleanup_preview_against_a_real_registry() {
+    let registry = Registry::start(RegistryAuth::None);
+    let pusher = Pusher::new(&registry.url, PushAuth::None);
+    let base = vec![b'b'; 4000];
+    let dated = |repo: &str, tag: &str, layers: &[&[u8]], created: &str| {
+        pusher.image_created(repo, Some(tag), layers, Format::Oci, created)
+    };
+    let v1 = dated(
+        "grp/app",
+        "v1",
+        &[&base, &[1u8; 10]],
+        "2020-01-01T00:00:00Z",
+    );
+    // latest is v1's manifest: v1's own layer stays.
+    pusher.raw_manifest(
+        "grp/app",
+        "latest",
+        Format::Oci.manifest_type(),
+        &v1.manifest,
+    );
+    dated(
+        "grp/app",
+        "v2",
+        &[&base, &[2u8; 20]],
+        "2021-01-01T00:00:00Z",
+    );
+    dated("grp/app", "v3", &[&[3u8; 50]], "2099-01-01T00:00:00Z");
+    dated("grp/app", "keep-x", &[&[4u8; 30]], "2019-01-01T00:00:00Z");
+    dated(
+        "other/lib",
+        "t",
+        &[&base, &[5u8; 40]],
+        "2019-01-01T00:00:00Z",
+    );
+    let query = "namespace=grp&name_regex=.*&name_regex_keep=keep-.*&keep_n=1&older_than=90d";
+
+    let dir = TempDir::new("cli-cleanup");
+    let port = free_port();
+    let conf = write(
+        dir.path(),
+        "c.conf",
+        &config_text(dir.path(), &registry.url, port, ""),
+    );
+    let (code, out, err) = run(&["--preview-cleanup", query, "-c", conf.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("scan finished"), "{err}");
+    // v3 is the newest candidate (keep_n); v2 and v1 are older than 90 days. Freed: v2's
+    // own 20 bytes (base is still used by latest and other/lib, v1's by latest).
+    let want = "tags deleted: 2\ntags kept: 3\nlogical bytes: 8030\nfreed bytes: 20\n\
+                deduplicated size: 4150 before, 4130 after\n\n\
+                repository  tags deleted  tags kept  logical bytes  freed bytes\n\
+                grp/app                2          3           8030           20\n";
+    assert_eq!(out, want);
+    let (code, _, err) = run(&[
+        "--preview-cleanup",
+        "keep_n=x",
+        "-c",
+        conf.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("keep_n \"x\" is not a non-negative integer"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["--preview-cleanup", "", "--collect-once"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be combined"), "{err}");
+
+    let log = dir.path().join("stderr.log");
+    let mut service = start_service(&conf, &log);
+    wait_until("the first scan", Duration::from_secs(20), || {
+        health(port) == 200
+    });
+    let (_, reply) = logged_in_get(port, &format!("/namespaces/grp/cleanup?{query}"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let doc = reply.json();
+    assert_eq!(
+        (
+            &doc["tags_deleted"],
+            &doc["logical_bytes"],
+            &doc["freed_bytes"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(8030),
+            &serde_json::json!(20)
+        )
+    );
+    assert_eq!(doc["deduplicated_size_after"], 4130);
+    let repo = &doc["repositories"][0];
+    let deleted: Vec<(&str, &str)> = repo["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["created"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            ("v2", "2021-01-01T00:00:00Z"),
+            ("v1", "2020-01-01T00:00:00Z")
+        ]
+    );
+    let kept: Vec<(&str, &str)> = repo["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("keep-x", "keep_regex"),
+            ("latest", "latest"),
+            ("v3", "keep_n")
+        ]
+    );
+    assert_eq!(terminate(&mut service), 0);
 }

@@ -29,7 +29,14 @@ fn registry_with_images() -> Registry {
     let registry = Registry::start(RegistryAuth::None);
     let pusher = Pusher::new(&registry.url, PushAuth::None);
     let base = vec![b'b'; 3000];
-    pusher.image("group-a/app", "v1", &[&base, &[1u8; 5000]], Format::Oci);
+    // An old build date: the cleanup preview's policy (keep_n=1, older_than=90d) deletes it.
+    pusher.image_created(
+        "group-a/app",
+        Some("v1"),
+        &[&base, &[1u8; 5000]],
+        Format::Oci,
+        "2020-01-01T00:00:00Z",
+    );
     let v2 = pusher.image("group-a/app", "v2", &[&base, &[2u8; 7000]], Format::Oci);
     pusher.raw_manifest("group-a/app", "latest", v2.media_type, &v2.manifest);
     pusher.image(

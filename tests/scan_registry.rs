@@ -350,3 +350,97 @@ fn deduplicated_and_exclusive_bytes_across_two_groups() {
     assert_eq!(u.deduplicated_size(), 1790);
     assert_eq!(s.totals.disk_size, 1790);
 }
+
+/// Tags' dates come from their config blobs (an index: its newest child's), each config
+/// is fetched once, an unchanged re-scan fetches none, and `tag_dates = false` none at all.
+#[test]
+fn tag_dates_from_config_blobs_fetched_once() {
+    let registry = Registry::start(RegistryAuth::None);
+    let pusher = Pusher::new(&registry.url, PushAuth::None);
+    let (l1, l2, l3) = (bytes(1, 10), bytes(2, 20), bytes(3, 30));
+    let v1 = pusher.image_created(
+        "d/app",
+        Some("v1"),
+        &[&l1],
+        Format::Oci,
+        "2020-01-01T00:00:00Z",
+    );
+    pusher.raw_manifest(
+        "d/app",
+        "v1-again",
+        Format::Oci.manifest_type(),
+        &v1.manifest,
+    );
+    pusher.image_created(
+        "d/app",
+        Some("v2"),
+        &[&l2],
+        Format::Docker,
+        "2021-06-01T12:00:00.5+02:00",
+    );
+    pusher.image_created(
+        "d/app",
+        Some("jib"),
+        &[&l3],
+        Format::Oci,
+        "1970-01-01T00:00:01Z",
+    );
+    pusher.image_created(
+        "d/app",
+        Some("bad"),
+        &[&l3, &l1],
+        Format::Oci,
+        "last tuesday",
+    );
+    pusher.image("d/app", "nodate", &[&l2, &l3], Format::Oci);
+    let old = pusher.image_created("d/multi", None, &[&l1], Format::Oci, "2019-01-01T00:00:00Z");
+    let new = pusher.image_created("d/multi", None, &[&l2], Format::Oci, "2022-01-01T00:00:00Z");
+    pusher.index(
+        "d/multi",
+        "latest",
+        &[
+            ("linux/amd64", &old.manifest_digest, old.manifest_size),
+            ("linux/arm64", &new.manifest_digest, new.manifest_size),
+        ],
+        Format::Oci,
+    );
+    let created =
+        |s: &Snapshot, repo: &str, tag: &str| s.repository(repo).unwrap().tag(tag).unwrap().created;
+    let c = client(&registry.url, "", "", 100);
+    // One worker: two workers meeting one new manifest at the same moment both read
+    // it (and its config), as for any manifest; one worker makes the count exact.
+    let first = scan(&c, None, 1).expect("first scan");
+    let s = &first.snapshot;
+    assert!(s.dates);
+    assert_eq!(created(s, "d/app", "v1"), Some(1_577_836_800));
+    assert_eq!(created(s, "d/app", "v1-again"), Some(1_577_836_800));
+    assert_eq!(created(s, "d/app", "v2"), Some(1_622_541_600));
+    assert_eq!(created(s, "d/app", "jib"), Some(1));
+    assert_eq!(created(s, "d/app", "bad"), None);
+    assert_eq!(created(s, "d/app", "nodate"), None);
+    assert_eq!(created(s, "d/multi", "latest"), Some(1_640_995_200));
+    // v1, v2, jib, bad, nodate and the two children: one GET per distinct config.
+    assert_eq!(first.requests.blob_get, 7);
+
+    let again = scan(&c, Some(s), 4).expect("second scan");
+    assert_eq!(again.requests.blob_get, 0);
+    assert_eq!(
+        created(&again.snapshot, "d/multi", "latest"),
+        Some(1_640_995_200)
+    );
+    assert_eq!(created(&again.snapshot, "d/app", "v2"), Some(1_622_541_600));
+
+    let text = format!(
+        "[registry]\nregistry_base_url = {}\ngitlab_base_url = http://127.0.0.1:9/\ntag_dates = false\n",
+        registry.url
+    );
+    let (config, _) = Config::parse(&text).unwrap();
+    let off = Client::new(&config.registry).unwrap();
+    let undated = scan(&off, None, 4).expect("scan without dates");
+    assert_eq!(undated.requests.blob_get, 0);
+    assert!(!undated.snapshot.dates);
+    assert_eq!(created(&undated.snapshot, "d/app", "v1"), None);
+    // A snapshot without dates is not reused for them: the manifests are read again.
+    let dated = scan(&c, Some(&undated.snapshot), 4).expect("scan with dates again");
+    assert_eq!(created(&dated.snapshot, "d/app", "v1"), Some(1_577_836_800));
+}

@@ -34,13 +34,14 @@ pub struct Stats {
     manifest_get: AtomicU64,
     manifest_head: AtomicU64,
     blob_head: AtomicU64,
+    blob_get: AtomicU64,
     other: AtomicU64,
     /// Requests refused with 401, whatever their kind.
     unauthorized: AtomicU64,
 }
 
 impl Stats {
-    fn counters(&self) -> [(&'static str, &AtomicU64); 8] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 9] {
         [
             ("token", &self.token),
             ("catalog", &self.catalog),
@@ -48,6 +49,7 @@ impl Stats {
             ("manifest_get", &self.manifest_get),
             ("manifest_head", &self.manifest_head),
             ("blob_head", &self.blob_head),
+            ("blob_get", &self.blob_get),
             ("other", &self.other),
             ("unauthorized", &self.unauthorized),
         ]
@@ -210,6 +212,7 @@ fn count(stats: &Stats, route: &Route, method: &Method) {
         (Route::Api(Api::Manifest(..)), Method::Get) => &stats.manifest_get,
         (Route::Api(Api::Manifest(..)), Method::Head) => &stats.manifest_head,
         (Route::Api(Api::Blob(..)), Method::Head) => &stats.blob_head,
+        (Route::Api(Api::Blob(..)), Method::Get) => &stats.blob_get,
         _ => &stats.other,
     };
     counter.fetch_add(1, Ordering::Relaxed);

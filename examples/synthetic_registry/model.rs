@@ -203,7 +203,7 @@ struct ImageIndex {
 struct ImageConfig {
     architecture: &'static str,
     os: &'static str,
-    created: &'static str,
+    created: String,
     config: serde_json::Map<String, serde_json::Value>,
     rootfs: RootFs,
 }
@@ -484,6 +484,9 @@ impl Registry {
         }
     }
 
+    /// Deterministic build dates for the cleanup preview: images of a repository are
+    /// days apart, up to 400 days before 2024-01-01; every 50th image has Jib's fixed
+    /// date (1970-01-01T00:00:01Z) and an index's platforms share one date.
     fn render_config(&self, id: ManifestId) -> Vec<u8> {
         let platform = match id {
             ManifestId::Platform(child) => PLATFORMS[child as usize],
@@ -500,7 +503,7 @@ impl Registry {
         let config = ImageConfig {
             architecture: platform.architecture,
             os: platform.os,
-            created: "2024-01-01T00:00:00Z",
+            created: created_of(id),
             config: serde_json::Map::new(),
             rootfs: RootFs {
                 kind: "layers",
@@ -685,4 +688,25 @@ fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
         out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Some(out)
+}
+
+/// The `created` of the config of manifest `id` (see `Registry::render_config`).
+fn created_of(id: ManifestId) -> String {
+    const NEW_YEAR_2024: i64 = 1_704_067_200;
+    let days = match id {
+        ManifestId::Image {
+            repo,
+            image,
+            rebuilt,
+        } => {
+            if image % 50 == 49 {
+                return "1970-01-01T00:00:01Z".into();
+            }
+            // A moved tag is a newer build.
+            let newer = rebuilt.map_or(0, |(_, generation)| generation as i64 + 1);
+            ((repo as i64 * 7 + image as i64 * 3) % 400 - newer).max(0)
+        }
+        ManifestId::Index | ManifestId::Platform(_) => 10,
+    };
+    gitlab_registry_usage_rest::rfc3339::format(NEW_YEAR_2024 - days * 86_400)
 }

@@ -290,6 +290,12 @@ pub const KEYS: &[Key] = &[
         "Extra CA certificate(s) (PEM) to trust for GitLab and the registry.",
     ),
     key(
+        "registry",
+        "tag_dates",
+        "true",
+        "Read each image's creation date from its config blob (once per image) for the cleanup preview.",
+    ),
+    key(
         "htpasswd",
         "file",
         "",

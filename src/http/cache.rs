@@ -73,6 +73,12 @@ pub enum ResourceKey {
     Namespaces,
     /// By index: keys live for one generation, in which indices are fixed.
     Namespace(u32),
+    /// A cleanup preview: its scope and policy (`cleanup::cache_text`); `wide` when the
+    /// scope is a namespace or the registry (kept in the budget of the collections).
+    Cleanup {
+        wide: bool,
+        text: Box<str>,
+    },
 }
 
 /// Everything that changes a document within one snapshot generation. The server
@@ -290,7 +296,9 @@ impl RenderCache {
         let replaced = state.entries.get(&key).map_or(0, |old| old.body.len());
         let per_repository = !matches!(
             key.resource,
-            ResourceKey::Collection | ResourceKey::Namespaces
+            ResourceKey::Collection
+                | ResourceKey::Namespaces
+                | ResourceKey::Cleanup { wide: true, .. }
         );
         if state.bytes - replaced + size > MAX_BYTES
             || (per_repository && state.repository_bytes - replaced + size > MAX_REPOSITORY_BYTES)

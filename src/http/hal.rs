@@ -358,6 +358,12 @@ pub fn tag<S: Sink>(s: &mut S, repo: &Repository, t: &Tag, view: View<'_>) {
             Some(d) => s.str_field("digest", &d.to_string()),
             None => s.null_field("digest"),
         }
+        // The image's build date (what cleanup policies order by): a usage field, so
+        // never in the original's documents.
+        match t.created {
+            Some(c) => s.str_field("created", &crate::rfc3339::format(c)),
+            None => s.null_field("created"),
+        }
     }
     if view.links {
         s.begin_links();

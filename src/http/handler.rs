@@ -21,11 +21,13 @@ use crate::history::Kind as HistoryKind;
 use crate::snapshot::Repository;
 
 use super::cache::{Body, ETag, Key, Rendered, ResourceKey};
+use super::cleanup;
 use super::dashboard;
 use super::hal::{self, write_json_f64, write_json_string, Json, Listing, Numbers, Sink, View};
 use super::html::Html;
 use super::router::{self, Collection, NotFound, Options, Request, Resource, Route};
 use super::App;
+use crate::cleanup::Scope;
 
 /// Longest request target served; longer ones get 414. Names are at most 255 bytes
 /// (Distribution's limit), so even fully percent-encoded paths stay far below this.
@@ -269,9 +271,11 @@ fn handler_of(route: &Route<'_>) -> (Handler, &'static str) {
         Route::Metrics => (Handler::Metrics, READ_METHODS),
         Route::AuthToken => (Handler::Login, LOGIN_METHODS),
         Route::Root | Route::Asset(_) => (Handler::Dashboard, READ_METHODS),
-        Route::Api { .. } | Route::Namespaces { .. } | Route::History | Route::Unknown => {
-            (Handler::Data, READ_METHODS)
-        }
+        Route::Api { .. }
+        | Route::Namespaces { .. }
+        | Route::History
+        | Route::Cleanup
+        | Route::Unknown => (Handler::Data, READ_METHODS),
     }
 }
 
@@ -618,6 +622,7 @@ impl App {
                 router::resolve_namespace(&current.usage, &self.bases[2], rest),
                 Collection::Repositories,
             ),
+            Route::Cleanup => return self.cleanup(rq, request, &current, Scope::Registry),
             _ => return Reply::not_found(request.path),
         };
         let resource = match resolved {
@@ -635,6 +640,18 @@ impl App {
                     _ => (HistoryKind::Registry, None),
                 };
                 let name = rest.and_then(|r| crate::percent::decode_path(r).ok());
+                let cleanup_scope = name.as_deref().and_then(router::cleanup_of);
+                match (kind, cleanup_scope) {
+                    (HistoryKind::Repository, Some(of)) => {
+                        let scope = Scope::Repository(of.into());
+                        return self.cleanup(rq, request, &current, scope);
+                    }
+                    (HistoryKind::Namespace, Some(of)) => {
+                        let scope = Scope::Namespace(of.into());
+                        return self.cleanup(rq, request, &current, scope);
+                    }
+                    _ => {}
+                }
                 if let Some(of) = name.as_deref().and_then(router::history_of) {
                     return self.history_reply(rq, kind, of, &href);
                 }
@@ -652,23 +669,7 @@ impl App {
         let html = request.html;
         let (body, etag) = self.render(&current, resource, collection, options, html);
         let content_type = if html { HTML } else { HAL_JSON };
-        let fresh = request
-            .if_none_match
-            .is_some_and(|inm| router::none_match(inm, etag.as_str()));
-        let mut reply = if fresh {
-            Reply {
-                status: 304,
-                content_type: None,
-                body: Body::Static(b""),
-                etag: Some(etag),
-                headers: Vec::new(),
-            }
-        } else {
-            Reply {
-                etag: Some(etag),
-                ..Reply::new(200, content_type, body)
-            }
-        };
+        let (mut reply, fresh) = conditional(request.if_none_match, content_type, body, etag);
         reply.headers.push(("Vary", Cow::Borrowed("Accept")));
         if html && !fresh {
             reply
@@ -676,6 +677,58 @@ impl App {
                 .push(("Content-Security-Policy", Cow::Borrowed(HTML_CSP)));
         }
         reply
+    }
+
+    /// A cleanup preview of `scope`: 404 for a scope that covers no repository, 400
+    /// naming a parameter it cannot use, else the document, rendered once per snapshot
+    /// generation, scope and policy (requests asking for the same one meanwhile wait for
+    /// it instead of computing it again).
+    fn cleanup(
+        &self,
+        rq: &Incoming<'_>,
+        request: &Request<'_>,
+        current: &Current,
+        scope: Scope,
+    ) -> Reply {
+        let snapshot = &current.snapshot;
+        let Some(in_scope) = scope.repositories(snapshot) else {
+            return Reply::not_found(request.path);
+        };
+        let policy = match crate::cleanup::policy_of(router::split_target(rq.target).1) {
+            Ok(policy) => policy,
+            Err(e) => return Reply::message(400, &e.0),
+        };
+        let key = Key {
+            resource: ResourceKey::Cleanup {
+                wide: !matches!(scope, Scope::Repository(_)),
+                text: cleanup::cache_text(&scope, &policy).into(),
+            },
+            collection: Collection::Repositories,
+            depth: 0,
+            links: false,
+            html: false,
+            list: Default::default(),
+        };
+        let hit = self.cache.get_or_render(snapshot.generation, key, || {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let mut bytes =
+                cleanup::render(snapshot, &current.usage, &scope, &in_scope, &policy, now);
+            bytes.shrink_to_fit();
+            let etag = ETag::of(&bytes);
+            Rendered {
+                body: Arc::new(bytes),
+                etag,
+            }
+        });
+        conditional(
+            request.if_none_match,
+            JSON,
+            Body::Shared(hit.body),
+            hit.etag,
+        )
+        .0
     }
 
     /// `Tokens::verify`, skipped for a header that passed it recently and has not expired.
@@ -765,6 +818,32 @@ impl App {
     }
 }
 
+/// The 200 reply with `body` and `etag`, or 304 when the client's `If-None-Match` has
+/// it; and whether it was the 304.
+fn conditional(
+    if_none_match: Option<&str>,
+    content_type: &'static str,
+    body: Body,
+    etag: ETag,
+) -> (Reply, bool) {
+    let fresh = if_none_match.is_some_and(|inm| router::none_match(inm, etag.as_str()));
+    let reply = if fresh {
+        Reply {
+            status: 304,
+            content_type: None,
+            body: Body::Static(b""),
+            etag: Some(etag),
+            headers: Vec::new(),
+        }
+    } else {
+        Reply {
+            etag: Some(etag),
+            ..Reply::new(200, content_type, body)
+        }
+    };
+    (reply, fresh)
+}
+
 /// docs/openapi.json, made from docs/openapi.yaml by `make openapi` (tests/contract.rs
 /// checks that it is current and that the live API conforms to it).
 static OPENAPI: &[u8] = include_bytes!("../../docs/openapi.json");
@@ -773,20 +852,10 @@ static OPENAPI: &[u8] = include_bytes!("../../docs/openapi.json");
 fn openapi(if_none_match: Option<&str>) -> Reply {
     static ETAG: std::sync::OnceLock<ETag> = std::sync::OnceLock::new();
     let etag = *ETAG.get_or_init(|| ETag::of(OPENAPI));
-    if if_none_match.is_some_and(|inm| router::none_match(inm, etag.as_str())) {
-        return Reply {
-            status: 304,
-            content_type: None,
-            body: Body::Static(b""),
-            etag: Some(etag),
-            headers: Vec::new(),
-        };
+    match conditional(if_none_match, JSON, Body::Static(OPENAPI), etag) {
+        (reply, true) => reply,
+        (reply, false) => reply.header("Cache-Control", "no-cache"),
     }
-    Reply {
-        etag: Some(etag),
-        ..Reply::new(200, JSON, Body::Static(OPENAPI))
-    }
-    .header("Cache-Control", "no-cache")
 }
 
 /// The list of `resource` that the options ask for, from the index's precomputed

@@ -13,6 +13,9 @@
 //! threads.
 
 mod cache;
+mod cleanup;
+/// The JSON of a cleanup preview (what the `/cleanup` routes answer), for the bench.
+pub use cleanup::render as cleanup_document;
 mod dashboard;
 mod hal;
 mod handler;

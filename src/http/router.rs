@@ -31,6 +31,11 @@ pub enum Route<'a> {
     Metrics,
     /// `/history`: the registry's usage history.
     History,
+    /// `/cleanup`: the whole registry's cleanup preview. (`/repositories/<name>/cleanup`
+    /// and `/namespaces/<path>/cleanup` are `Api` and `Namespaces` paths: only the
+    /// snapshot can tell them from a repository or namespace whose name ends in
+    /// `/cleanup`.)
+    Cleanup,
     /// `/repositories` (rest `None`) or `/repositories/<rest>`, `rest` still encoded.
     Api {
         collection: Collection,
@@ -77,6 +82,7 @@ pub fn route<'a>(prefix: &str, path: &'a str) -> Route<'a> {
         "/" | "" => return Route::Root,
         "/metrics" => return Route::Metrics,
         "/history" => return Route::History,
+        "/cleanup" => return Route::Cleanup,
         _ => {}
     }
     if let Some(file) = path.strip_prefix("/dashboard/") {
@@ -129,6 +135,9 @@ pub const TEMPLATES: &[&str] = &[
     "/namespaces/{path}/history",
     "/",
     "/dashboard/{asset}",
+    "/cleanup",
+    "/repositories/{name}/cleanup",
+    "/namespaces/{path}/cleanup",
     "unmatched",
 ];
 
@@ -147,6 +156,8 @@ pub fn template(route: &Route<'_>) -> usize {
     let shape = |rest: &str| {
         if ends_with_segment(rest, "history") {
             3
+        } else if ends_with_segment(rest, "cleanup") {
+            4
         } else if ends_with_segment(rest, "tags") {
             1
         } else if ["/tags/", "%2Ftags%2F", "%2ftags%2f"]
@@ -167,17 +178,25 @@ pub fn template(route: &Route<'_>) -> usize {
         Route::Api {
             collection: Collection::Repositories,
             rest,
-        } => rest.map_or(5, |r| 6 + shape(r)),
+        } => rest.map_or(5, |r| match shape(r) {
+            4 => 20,
+            s => 6 + s,
+        }),
         Route::Api {
             collection: Collection::Images,
             rest,
         } => rest.map_or(10, |r| match shape(r) {
-            3 => 11,
+            3 | 4 => 11,
             s => 11 + s,
         }),
-        Route::Namespaces { rest } => rest.map_or(14, |r| if shape(r) == 3 { 16 } else { 15 }),
+        Route::Namespaces { rest } => rest.map_or(14, |r| match shape(r) {
+            3 => 16,
+            4 => 21,
+            _ => 15,
+        }),
         Route::Root => 17,
         Route::Asset(_) => 18,
+        Route::Cleanup => 19,
         Route::Unknown => TEMPLATES.len() - 1,
     }
 }
@@ -185,6 +204,11 @@ pub fn template(route: &Route<'_>) -> usize {
 /// The name before `/history` when `name` (decoded) ends with it.
 pub fn history_of(name: &str) -> Option<&str> {
     name.strip_suffix("/history").filter(|n| !n.is_empty())
+}
+
+/// The name before `/cleanup` when `name` (decoded) ends with it.
+pub fn cleanup_of(name: &str) -> Option<&str> {
+    name.strip_suffix("/cleanup").filter(|n| !n.is_empty())
 }
 
 /// `?days=N` of a history request: `Ok(None)` without it.
@@ -784,6 +808,14 @@ mod tests {
             t("/p/namespaces/g%2Fsub%2Fhistory"),
             "/namespaces/{path}/history"
         );
+        assert_eq!(t("/p/cleanup"), "/cleanup");
+        assert_eq!(
+            t("/p/repositories/g/app/cleanup"),
+            "/repositories/{name}/cleanup"
+        );
+        assert_eq!(t("/p/namespaces/g%2Fcleanup"), "/namespaces/{path}/cleanup");
+        assert_eq!(t("/p/images/g/app/cleanup"), "/images/{name}");
+        assert_eq!(t("/p/repositories/g/xcleanup"), "/repositories/{name}");
         assert_eq!(t("/p/nope"), "unmatched");
         assert_eq!(t("/health"), "unmatched", "outside the prefix");
         // A name like `xtags` is not a tags collection.

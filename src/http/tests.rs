@@ -341,7 +341,7 @@ fn tags_sorted_by_exclusive_bytes_carry_digest_and_exclusive_size() {
     assert_eq!(
         items[0],
         json!({"name": "v1", "size": 1100, "disk_size": 100, "exclusive_size": 100,
-               "digest": "sha256:m1"})
+               "digest": "sha256:m1", "created": null})
     );
     assert_eq!(items[1]["exclusive_size"], 0);
     // The embedded tags of a repository follow the parameters too.
@@ -359,7 +359,7 @@ fn tags_sorted_by_exclusive_bytes_carry_digest_and_exclusive_size() {
     );
     assert_eq!(
         f.text("/repositories/g%2Fa/tags/v1?sort=name"),
-        r#"{"name":"v1","size":1100,"disk_size":100,"exclusive_size":100,"digest":"sha256:m1"}"#
+        r#"{"name":"v1","size":1100,"disk_size":100,"exclusive_size":100,"digest":"sha256:m1","created":null}"#
     );
 }
 

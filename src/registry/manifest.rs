@@ -26,12 +26,20 @@ application/vnd.docker.distribution.manifest.v1+json;q=0.5";
 /// What a manifest tells the scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
-    /// An image (Docker v2 or OCI): its layers with sizes (config blob not included).
-    Image(Vec<LayerRef>),
+    /// An image (Docker v2 or OCI): its layers with sizes (config blob not included),
+    /// and the digest of its config blob (where its creation date is).
+    Image {
+        layers: Vec<LayerRef>,
+        config: Option<String>,
+    },
     /// An index or manifest list: the digests of its children.
     Index(Vec<String>),
-    /// Schema 1: layer digests without sizes (sized by HEAD on the blobs).
-    Schema1(Vec<String>),
+    /// Schema 1: layer digests without sizes (sized by HEAD on the blobs), and the
+    /// creation date its newest history entry states (it has no config blob).
+    Schema1 {
+        sums: Vec<String>,
+        created: Option<i64>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -60,6 +68,31 @@ struct Raw {
     manifests: Option<Vec<Descriptor>>,
     #[serde(rename = "fsLayers", default)]
     fs_layers: Option<Vec<FsLayer>>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    history: Option<Vec<History>>,
+}
+
+/// A schema-1 history entry: `v1Compatibility` is a JSON document in a string, the
+/// first entry's is the image's own config (with `created`).
+#[derive(Deserialize)]
+struct History {
+    #[serde(rename = "v1Compatibility", default)]
+    v1_compatibility: String,
+}
+
+#[derive(Deserialize)]
+struct Created<'a> {
+    #[serde(default, borrow)]
+    created: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The `created` date (unix seconds) of an image config document; `None` when it is
+/// missing, not RFC 3339, or the document is not a JSON object.
+pub fn config_created(body: &[u8]) -> Option<i64> {
+    let config: Created = serde_json::from_slice(body).ok()?;
+    crate::rfc3339::parse(config.created?.as_ref())
 }
 
 /// A digest the scan is willing to put into a URL: `algorithm:hex`.
@@ -122,9 +155,15 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, String
                 ));
             }
         }
-        return Ok(Manifest::Schema1(
-            layers.into_iter().map(|l| l.blob_sum).collect(),
-        ));
+        let created = raw
+            .history
+            .as_ref()
+            .and_then(|h| h.first())
+            .and_then(|h| config_created(h.v1_compatibility.as_bytes()));
+        return Ok(Manifest::Schema1 {
+            sums: layers.into_iter().map(|l| l.blob_sum).collect(),
+            created,
+        });
     }
     if let Some(layers) = raw.layers {
         let layers = digests_of(layers, "layer")?;
@@ -139,7 +178,12 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, String
                 size,
             });
         }
-        return Ok(Manifest::Image(out));
+        // A config with an invalid digest only costs the date, never the layers.
+        let config = raw.config.map(|c| c.digest).filter(|d| valid_digest(d));
+        return Ok(Manifest::Image {
+            layers: out,
+            config,
+        });
     }
     Err(format!(
         "unsupported manifest (type {:?}, schemaVersion {:?})",
@@ -162,20 +206,23 @@ mod tests {
         );
         assert_eq!(
             parse(Some(OCI_MANIFEST), body.as_bytes()).unwrap(),
-            Manifest::Image(vec![LayerRef {
-                digest: D1.into(),
-                size: 100
-            }])
+            Manifest::Image {
+                layers: vec![LayerRef {
+                    digest: D1.into(),
+                    size: 100
+                }],
+                config: Some(D2.into()),
+            }
         );
         // no Content-Type: mediaType decides; no mediaType either: the shape does
         assert!(matches!(
             parse(None, body.as_bytes()).unwrap(),
-            Manifest::Image(_)
+            Manifest::Image { .. }
         ));
         let bare = format!(r#"{{"schemaVersion":2,"layers":[{{"digest":"{D1}","size":1}}]}}"#);
         assert!(matches!(
             parse(Some("application/json"), bare.as_bytes()).unwrap(),
-            Manifest::Image(_)
+            Manifest::Image { .. }
         ));
     }
 
@@ -195,12 +242,47 @@ mod tests {
     #[test]
     fn schema1() {
         let body = format!(
-            r#"{{"schemaVersion":1,"name":"r","tag":"t","fsLayers":[{{"blobSum":"{D1}"}},{{"blobSum":"{D1}"}}]}}"#
+            r#"{{"schemaVersion":1,"name":"r","tag":"t","fsLayers":[{{"blobSum":"{D1}"}},{{"blobSum":"{D1}"}}],"history":[{{"v1Compatibility":"{{\"id\":\"x\",\"created\":\"2016-05-04T03:02:01.5Z\"}}"}},{{"v1Compatibility":"{{\"created\":\"2001-01-01T00:00:00Z\"}}"}}]}}"#
         );
         assert_eq!(
             parse(Some(DOCKER_V1_SIGNED), body.as_bytes()).unwrap(),
-            Manifest::Schema1(vec![D1.into(), D1.into()])
+            Manifest::Schema1 {
+                sums: vec![D1.into(), D1.into()],
+                created: Some(1_462_330_921),
+            }
         );
+        let no_history = format!(r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"{D1}"}}]}}"#);
+        assert!(matches!(
+            parse(None, no_history.as_bytes()).unwrap(),
+            Manifest::Schema1 { created: None, .. }
+        ));
+    }
+
+    #[test]
+    fn config_dates() {
+        let table: &[(&str, Option<i64>)] = &[
+            (
+                r#"{"created":"2023-06-01T10:20:30.123456789Z","config":{}}"#,
+                Some(1_685_614_830),
+            ),
+            (r#"{"created":"1970-01-01T00:00:00Z"}"#, Some(0)),
+            (r#"{"created":"yesterday"}"#, None),
+            (r#"{"created":12}"#, None),
+            (r#"{"architecture":"amd64"}"#, None),
+            (r#"[]"#, None),
+            ("not json", None),
+        ];
+        for (body, want) in table {
+            assert_eq!(config_created(body.as_bytes()), *want, "{body}");
+        }
+        // An invalid config digest is no config, the layers stay.
+        let body = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"../x"}},"layers":[{{"digest":"{D1}","size":1}}]}}"#
+        );
+        assert!(matches!(
+            parse(None, body.as_bytes()).unwrap(),
+            Manifest::Image { config: None, .. }
+        ));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub use retry::Policy;
 
 /// Largest manifest read: Distribution's own limit for a manifest pushed to it.
 const MAX_MANIFEST: u64 = 4 << 20;
+/// An image config blob (read only for its `created`): real ones are a few KiB, the
+/// largest seen (many-layer histories) well under 1 MiB.
+const MAX_CONFIG: u64 = 4 << 20;
 /// Largest catalog or tag-list page (1000 names of 255 bytes take 260 KiB; the rest is
 /// room for registries that ignore `n` and send everything at once).
 const MAX_PAGE: u64 = 8 << 20;
@@ -53,6 +56,7 @@ pub struct Stats {
     pub manifest_head: AtomicU64,
     pub manifest_get: AtomicU64,
     pub blob_head: AtomicU64,
+    pub blob_get: AtomicU64,
     pub retries: AtomicU64,
 }
 
@@ -65,6 +69,7 @@ pub struct Counts {
     pub manifest_head: u64,
     pub manifest_get: u64,
     pub blob_head: u64,
+    pub blob_get: u64,
     pub retries: u64,
 }
 
@@ -78,6 +83,7 @@ impl Stats {
             manifest_head: g(&self.manifest_head),
             manifest_get: g(&self.manifest_get),
             blob_head: g(&self.blob_head),
+            blob_get: g(&self.blob_get),
             retries: g(&self.retries),
         }
     }
@@ -93,6 +99,7 @@ impl Counts {
             manifest_head: self.manifest_head - earlier.manifest_head,
             manifest_get: self.manifest_get - earlier.manifest_get,
             blob_head: self.blob_head - earlier.blob_head,
+            blob_get: self.blob_get - earlier.blob_get,
             retries: self.retries - earlier.retries,
         }
     }
@@ -104,6 +111,7 @@ impl Counts {
             + self.manifest_head
             + self.manifest_get
             + self.blob_head
+            + self.blob_get
     }
 }
 
@@ -136,6 +144,8 @@ pub struct Client {
     access_token: String,
     page_size: u32,
     request_timeout: Duration,
+    /// `[registry] tag_dates`: the scan reads image config blobs for their dates.
+    pub tag_dates: bool,
     policy: Policy,
     breaker: retry::Breaker,
     auth: RwLock<Option<AuthMode>>,
@@ -150,6 +160,7 @@ enum Kind {
     ManifestHead,
     ManifestGet,
     BlobHead,
+    BlobGet,
 }
 
 /// The scope a request needs: the catalog, or pull on one repository.
@@ -209,6 +220,7 @@ impl Client {
             access_token: cfg.access_token.clone(),
             page_size: cfg.page_size,
             request_timeout: cfg.request_timeout,
+            tag_dates: cfg.tag_dates,
             policy,
             breaker: retry::Breaker::new(policy.breaker),
             auth: RwLock::new(None),
@@ -505,6 +517,7 @@ impl Client {
             Kind::ManifestHead => &self.stats.manifest_head,
             Kind::ManifestGet => &self.stats.manifest_get,
             Kind::BlobHead => &self.stats.blob_head,
+            Kind::BlobGet => &self.stats.blob_get,
         };
         let scope_text = scope.as_string();
         for renewed in [false, true] {
@@ -761,6 +774,18 @@ impl Client {
                 url,
                 detail: "blob HEAD without a Content-Length".into(),
             })
+    }
+}
+
+impl Client {
+    /// `GET` an image config blob (following redirects to storage), at most
+    /// `MAX_CONFIG` bytes: only its `created` is read, for the tag's date.
+    pub fn config_blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>, Error> {
+        let url = format!("{}v2/{repo}/blobs/{digest}", self.registry);
+        let mut response =
+            self.request(Kind::BlobGet, Method::Get, &url, Scope::Pull(repo), None)?;
+        check_status(&mut response, &url)?;
+        self.read_body(&mut response, &url, "image config", MAX_CONFIG)
     }
 }
 

@@ -287,6 +287,32 @@ try {
   await shot('07-history-chart');
   await page.unroute(/\/history\?/);
 
+  // ---- the cleanup preview: the form on the registry, namespace and repository views
+  // shows the API's own numbers for the same policy ----
+  const policy = 'name_regex=.*&keep_n=1&older_than=90d';
+  const previews = [
+    [hashOf(), '/cleanup'],
+    [hashOf({ ns: biggest.name }), '/namespaces/' + encodeURIComponent(biggest.name) + '/cleanup'],
+    [hashOf({ repo: repo.name }), '/repositories/' + encodeURIComponent(repo.name) + '/cleanup'],
+  ];
+  for (const [hash, path] of previews) {
+    await page.goto(url + hash);
+    await ready(hash);
+    // Tag dates (RFC 3339 in the API) are shown as ages, never as NaN.
+    assert.ok(!/NaN/.test(await page.textContent('#app')), hash);
+    await page.fill('#cleanup-regex', '.*');
+    await page.fill('#cleanup-keep', '');
+    await page.fill('#cleanup-keep-n', '1');
+    await page.selectOption('#cleanup-older', '90d');
+    await page.click('#cleanup-submit');
+    await page.waitForFunction((q) => document.getElementById('cleanup-result').dataset.ready === q, policy, { timeout: 15000 });
+    const want = await api(path + '?' + policy);
+    assert.equal(Number(await page.getAttribute('#cleanup-freed', 'data-bytes')), want.freed_bytes, path);
+    assert.equal(await page.getAttribute('#cleanup-freed', 'title'), exact(want.freed_bytes), path);
+    assert.equal(Number(await page.getAttribute('#cleanup-deleted', 'data-count')), want.tags_deleted, path);
+  }
+  await shot('08-cleanup-preview');
+
   // ---- log out ----
   await page.click('#logout');
   await ready('login');

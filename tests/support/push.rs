@@ -205,12 +205,25 @@ impl Pusher {
 
     /// Push config + layers + manifest under `tag`.
     pub fn image(&self, repo: &str, tag: &str, layers: &[&[u8]], format: Format) -> PushedImage {
-        self.push_image(repo, Some(tag), layers, format)
+        self.push_image(repo, Some(tag), layers, format, None)
     }
 
     /// Push an image by digest only (untagged, e.g. an index child).
     pub fn image_by_digest(&self, repo: &str, layers: &[&[u8]], format: Format) -> PushedImage {
-        self.push_image(repo, None, layers, format)
+        self.push_image(repo, None, layers, format, None)
+    }
+
+    /// As `image` (`tag: None`: `image_by_digest`), its config saying it was built at
+    /// `created` (RFC 3339, written as given).
+    pub fn image_created(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        layers: &[&[u8]],
+        format: Format,
+        created: &str,
+    ) -> PushedImage {
+        self.push_image(repo, tag, layers, format, Some(created))
     }
 
     fn push_image(
@@ -219,6 +232,7 @@ impl Pusher {
         tag: Option<&str>,
         layers: &[&[u8]],
         format: Format,
+        created: Option<&str>,
     ) -> PushedImage {
         let layer_refs: Vec<BlobRef> = layers.iter().map(|l| self.blob(repo, l)).collect();
         let seq = PUSH_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -228,6 +242,10 @@ impl Pusher {
             "config": {"Labels": {"ref": format!("{repo}:{}", tag.unwrap_or("")), "seq": format!("{seq:010}")}},
             "rootfs": {"type": "layers", "diff_ids": layer_refs.iter().map(|l| l.digest.clone()).collect::<Vec<_>>()},
         });
+        let mut config_json = config_json;
+        if let Some(created) = created {
+            config_json["created"] = created.into();
+        }
         let config = self.blob(repo, &serde_json::to_vec(&config_json).unwrap());
         let manifest = image_manifest_json(format, &config, &layer_refs);
         let reference = match tag {

@@ -140,7 +140,8 @@
       growth_30d: doc.growth_30d,
       error: doc.error,
       digest: doc.digest,
-      created: doc.created,
+      // RFC 3339 in the API; unix seconds here, as the other times.
+      created: doc.created ? Date.parse(doc.created) / 1000 : null,
     };
   }
 
@@ -774,6 +775,73 @@
     map.addEventListener('focusout', hide);
   }
 
+  // ---- the cleanup preview of the current view ------------------------------------------
+
+  function cleanupPath(v) {
+    if (v.repo) return '/repositories/' + enc(v.repo) + '/cleanup';
+    if (v.ns) return '/namespaces/' + enc(v.ns) + '/cleanup';
+    return '/cleanup';
+  }
+
+  // A new view: say what a preview covers, drop the previous view's answer.
+  function resetCleanup(v) {
+    const what = v.repo ? 'the repository ' + v.repo : v.ns ? 'every repository of ' + v.ns : 'every repository of the registry';
+    $('cleanup-scope').textContent = 'What a GitLab cleanup policy would delete from ' + what + ', and the bytes it would really free (layers no kept tag anywhere still uses). Nothing is deleted.';
+    $('cleanup-result').replaceChildren();
+    delete $('cleanup-result').dataset.ready;
+  }
+
+  async function previewCleanup(e) {
+    e.preventDefault();
+    const v = readView();
+    const p = new URLSearchParams();
+    const fields = [['name_regex', 'cleanup-regex'], ['name_regex_keep', 'cleanup-keep'], ['keep_n', 'cleanup-keep-n'], ['older_than', 'cleanup-older']];
+    for (const [key, id] of fields) {
+      const value = $(id).value.trim();
+      if (value) p.set(key, value);
+    }
+    const box = $('cleanup-result');
+    box.dataset.ready = 'loading';
+    box.replaceChildren(el('p', { class: 'note', text: 'Computing…' }));
+    let doc;
+    try {
+      doc = await api(cleanupPath(v) + '?' + p.toString());
+    } catch (err) {
+      if (err instanceof NeedLogin) return failed(err);
+      box.replaceChildren(el('p', { class: 'error', role: 'alert', text: err.message || String(err) }));
+      box.dataset.ready = 'error';
+      return;
+    }
+    const freed = card('Freed', human(doc.freed_bytes), exact(doc.freed_bytes));
+    freed.id = 'cleanup-freed';
+    freed.dataset.bytes = doc.freed_bytes;
+    const deleted = card('Tags deleted', count(doc.tags_deleted));
+    deleted.id = 'cleanup-deleted';
+    deleted.dataset.count = doc.tags_deleted;
+    const cards = el('div', { class: 'overview' },
+      deleted,
+      card('Tags kept', count(doc.tags_kept)),
+      card('Logical (sum of sizes)', human(doc.logical_bytes), exact(doc.logical_bytes)),
+      freed,
+      card('Registry on disk after', human(doc.deduplicated_size_after), exact(doc.deduplicated_size_before) + ' before, ' + exact(doc.deduplicated_size_after) + ' after'),
+    );
+    const parts = [cards];
+    if (doc.notes.length) parts.push(el('ul', { class: 'notes' }, ...doc.notes.map((n) => el('li', { text: n }))));
+    const rows = doc.repositories.filter((r) => r.tags_deleted > 0).sort((a, b) => b.freed_bytes - a.freed_bytes || b.logical_bytes - a.logical_bytes).slice(0, 10);
+    if (rows.length) {
+      const head = el('tr', {}, ...['Repository', 'Deleted', 'Kept', 'Logical', 'Freed'].map((h) => el('th', { text: h })));
+      const body = rows.map((r) => el('tr', { 'data-name': r.name },
+        el('td', {}, el('a', { href: viewHash({ repo: r.name, m: v.m, s: '-' + v.m }), text: r.name })),
+        el('td', { text: count(r.tags_deleted) }),
+        el('td', { text: count(r.tags_kept) }),
+        el('td', { text: human(r.logical_bytes), title: exact(r.logical_bytes) }),
+        el('td', { text: human(r.freed_bytes), title: exact(r.freed_bytes) })));
+      parts.push(el('table', { id: 'cleanup-table' }, el('thead', {}, head), el('tbody', {}, ...body)));
+    }
+    box.replaceChildren(...parts);
+    box.dataset.ready = p.toString();
+  }
+
   // ---- one render of the current view --------------------------------------------------
 
   async function render() {
@@ -791,6 +859,7 @@
     document.body.dataset.ready = 'loading';
     crumbs(v);
     renderHead(v);
+    if (!current.view || viewHash(current.view) !== viewHash(v)) resetCleanup(v);
     setStatus('Loading…');
     try {
       const [totals, level] = await Promise.all([
@@ -883,6 +952,7 @@
       render();
     });
     $('table-body').addEventListener('keydown', keyNav);
+    $('cleanup-form').addEventListener('submit', previewCleanup);
     window.addEventListener('hashchange', () => {
       shown = ROWS;
       render();
