@@ -34,7 +34,7 @@
 #                        900) until the 1-minute load average is below this before measuring
 #   BENCH_ONLY=scale     run section 6 alone and print its markdown on stdout
 #                        (BENCHMARKS.md is left as it is)
-#   BENCH_SCALE_REPOSITORIES=100000  repositories (x 10 tags) of section 5
+#   BENCH_SCALE_REPOSITORIES=100000  repositories (x 10 tags) of section 6
 #   BENCH_WARM=1         grow the servers' tiny_http pools before each wrk run and scan
 #                        (`bench warm`): only needed for a build without the pool fix in
 #                        patches/tiny_http, whose measurements it would otherwise distort
@@ -504,7 +504,7 @@ scale_markdown() {
     local tags=$((SCALE_REPOSITORIES * TAGS)) first second
     first=$(sed -n 1p <<<"$SCALE_LINES")
     second=$(sed -n 2p <<<"$SCALE_LINES")
-    echo "## 5. Scale: $SCALE_REPOSITORIES repositories x $TAGS tags"
+    echo "## 6. Scale: $SCALE_REPOSITORIES repositories x $TAGS tags"
     echo
     echo "The service itself (\`concurrency = 8\`, \`worker_threads = 2\`) scans the registry below,"
     echo "writes its snapshot file, and scans again 2 s after the first scan started (so at once):"

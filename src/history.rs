@@ -94,7 +94,6 @@ struct Series {
     last_start: usize,
     /// The point before the last (what the last is encoded against); zero for the first.
     before_last: Option<Point>,
-    first: Option<Point>,
     last: Option<Point>,
 }
 
@@ -121,6 +120,11 @@ impl Series {
         }
     }
 
+    /// The oldest point (decoded: one field fewer in each of 100k series).
+    fn first(&self) -> Option<Point> {
+        self.points().next()
+    }
+
     /// A series from its encoding (a compacted record), checked point by point: whole
     /// varints, days strictly increasing. The bytes are kept as they are.
     fn from_encoded(bytes: &[u8]) -> Option<Series> {
@@ -138,8 +142,6 @@ impl Series {
                     return None;
                 }
                 series.before_last = Some(last);
-            } else {
-                series.first = Some(p);
             }
             series.last_start = start;
             series.last = Some(p);
@@ -163,26 +165,21 @@ impl Series {
                 self.before_last = Some(last);
                 self.last_start = self.bytes.len();
             }
-            None => {
-                self.last_start = 0;
-                self.first = Some(p);
-            }
+            None => self.last_start = 0,
         }
         let base = self.before_last.unwrap_or(ZERO);
-        // Exact growth: a series grows by one point a day, and doubling capacities would
-        // leave up to half of the history's memory as slack.
+        // Exact size: a series grows by one point a day, and slack (doubling capacities,
+        // or this reserve) would be up to half of the history's memory.
         self.bytes.reserve_exact(MAX_POINT_BYTES);
         encode_point(&mut self.bytes, base, p);
-        if self.last_start == 0 {
-            self.first = Some(p);
-        }
+        self.bytes.shrink_to_fit();
         self.last = Some(p);
         true
     }
 
     /// Drops the points older than `oldest`; returns whether any is left.
     fn retain_from(&mut self, oldest: u32) -> bool {
-        if self.first.is_some_and(|f| f.day < oldest) {
+        if self.first().is_some_and(|f| f.day < oldest) {
             let kept: Vec<Point> = self.points().filter(|p| p.day >= oldest).collect();
             *self = Series::default();
             for p in kept {
@@ -672,7 +669,7 @@ impl State {
         let oldest = (today + 1).saturating_sub(self.days);
         let mut dropped = false;
         self.series.retain(|_, s| {
-            dropped |= s.first.is_some_and(|f| f.day < oldest);
+            dropped |= s.first().is_some_and(|f| f.day < oldest);
             s.retain_from(oldest)
         });
         dropped

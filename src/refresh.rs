@@ -99,6 +99,9 @@ fn finish_scan(
     match outcome {
         Ok(Ok(report)) => {
             report.log();
+            // The scan's working memory back to the kernel before the index is built
+            // beside the two snapshots (the peak of a re-scan).
+            crate::memory::release();
             let snapshot = Arc::new(report.snapshot);
             r.shared
                 .set_current(Current::with_history(snapshot.clone(), &r.history));

@@ -6,7 +6,7 @@
 //! tags or manifests fail keeps its previous data (or gets null sizes) and an `error`;
 //! only a failure to reach the registry or read its catalog fails the scan as a whole.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::digest::Digest;
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::{Client, Counts, Error};
-use crate::snapshot::{Builder, LayerRef, Snapshot, Tag};
+use crate::snapshot::{Builder, InternedTag, LayerRef, Snapshot, Tag};
 
 /// Deepest nesting of indexes followed (an index of indexes of images is depth 2).
 const MAX_INDEX_DEPTH: usize = 3;
@@ -100,17 +100,22 @@ enum Done {
     Manifest {
         repo: usize,
         index: usize,
-        /// The tag in its final form, or why it failed (naming the tag).
-        result: Result<Tag, String>,
+        /// The tag's manifest digest and layers, or why it failed (naming the tag).
+        result: Result<(Option<Digest>, Image), String>,
     },
 }
 
+/// A repository while its manifests are read. Once the last one is in, the repository
+/// goes into the builder in its final form and this is emptied: only the repositories
+/// being read hold a tag list here, not the whole registry's.
 struct RepoState {
     name: Arc<str>,
-    /// Tags in their final form as their manifests are read: at the end they move into
-    /// the snapshot as they are, without a second copy of 100k tags.
-    found: Vec<Option<Tag>>,
+    /// The listed tags (sorted, valid), and what each one's manifest gave.
+    tags: Vec<Arc<str>>,
+    found: Vec<Option<(Option<Digest>, Image)>>,
     remaining: usize,
+    /// Its tag list has been read (or failed).
+    listed: bool,
     error: Option<String>,
 }
 
@@ -126,6 +131,19 @@ struct Image {
     layers: Layers,
     created: Option<i64>,
 }
+
+/// How many manifests read in this scan `Context::manifests` remembers at most: when
+/// full it starts again empty. Unbounded, a first scan of a million distinct manifests
+/// held a hash table of them (about 150 MB) beside the snapshot being built. Tags
+/// sharing a manifest (aliases, a multi-arch index's children) are read close together,
+/// and a re-scan finds every manifest of the previous snapshot there instead.
+const REMEMBERED_MANIFESTS: usize = 1 << 16;
+
+/// Registries of up to this many repositories keep each repository's registry token
+/// after the scan read it, for the next scan if it starts before the token expires.
+/// Larger ones drop it once the repository is read: a token per repository (about 1 KB
+/// from GitLab) held to the end of the scan cost about 100 MB at 100k repositories.
+const KEEP_TOKENS_UP_TO: usize = 1024;
 
 /// What the workers share: the client, the previous snapshot's digests, and what this
 /// scan has learnt so far (manifest digest → layers and date, blob digest → size, config
@@ -179,13 +197,18 @@ impl<'a> Previous<'a> {
         self.tag(at).digest.as_ref()
     }
 
-    /// A tag of the previous snapshot whose manifest had `digest`.
-    fn find(&self, digest: &Digest) -> Option<&'a Tag> {
+    /// The layers (indices into the previous snapshot's blobs) of a tag of the previous
+    /// snapshot whose manifest had `digest`.
+    /// The layers and the date of the previous snapshot's tag with manifest `digest`.
+    fn find(&self, digest: &Digest) -> Option<(&'a [u32], Option<i64>)> {
         let i = self
             .by_digest
             .binary_search_by(|&at| self.digest(at).cmp(&Some(digest)))
             .ok()?;
-        Some(self.tag(self.by_digest[i]))
+        let (r, t) = self.by_digest[i];
+        let repo = &self.snapshot.repositories[r as usize];
+        let tag = self.tag((r, t));
+        Some((repo.layers_of(tag), tag.created))
     }
 }
 
@@ -208,24 +231,26 @@ impl Context<'_> {
             return Some(image.clone());
         }
         let previous = self.previous.as_ref()?;
-        let tag = previous.find(digest)?;
+        let (layers, created) = previous.find(digest)?;
         let ids = self
             .builder
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .intern_previous(previous.snapshot, &tag.layers);
+            .intern_previous(previous.snapshot, layers);
         Some(Image {
             layers: ids.into(),
-            created: tag.created,
+            created,
         })
     }
 
-    /// Remember `image` as what manifest `digest` holds, shared from now on.
+    /// Remember `image` as what manifest `digest` holds, shared from now on (among the
+    /// last `REMEMBERED_MANIFESTS` manifests read).
     fn remember(&self, digest: &Digest, image: Image) -> Image {
-        self.manifests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest.clone(), image.clone());
+        let mut manifests = self.manifests.lock().unwrap_or_else(|e| e.into_inner());
+        if manifests.len() >= REMEMBERED_MANIFESTS {
+            *manifests = HashMap::new();
+        }
+        manifests.insert(digest.clone(), image.clone());
         image
     }
 
@@ -467,11 +492,50 @@ pub fn scan(
         .into_iter()
         .map(|n| RepoState {
             name: n.into(),
+            tags: Vec::new(),
             found: Vec::new(),
             remaining: 0,
+            listed: false,
             error: None,
         })
         .collect();
+
+    let mut failed = 0;
+    let keep_tokens = repos.len() <= KEEP_TOKENS_UP_TO;
+    // Into the builder as soon as its last manifest is in.
+    let finish_repo = |state: &mut RepoState, failed: &mut usize| {
+        if !keep_tokens {
+            client.forget_repository_token(&state.name);
+        }
+        let mut builder = context.builder.lock().unwrap_or_else(|e| e.into_inner());
+        let found = std::mem::take(&mut state.found);
+        let tags = std::mem::take(&mut state.tags);
+        match state.error.take() {
+            Some(error) => {
+                *failed += 1;
+                match previous.and_then(|p| p.repository(&state.name).map(|r| (p, r))) {
+                    Some((p, r)) => builder.add_previous(p, r, Some(error)),
+                    None => builder.add_repository(&state.name, None, Some(error)),
+                }
+            }
+            None => {
+                let tags = tags
+                    .into_iter()
+                    .zip(found)
+                    .filter_map(|(name, found)| {
+                        let (digest, image) = found?;
+                        Some(InternedTag {
+                            name,
+                            digest,
+                            layers: image.layers,
+                            created: image.created,
+                        })
+                    })
+                    .collect();
+                builder.add_interned(&state.name, Some(tags), None);
+            }
+        }
+    };
 
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
@@ -489,20 +553,46 @@ pub fn scan(
             });
         }
         drop(done_tx);
-        let mut pending = 0usize;
-        for (i, r) in repos.iter().enumerate() {
-            pending += 1;
-            let _ = job_tx.send(Job::Tags {
-                repo: i,
-                name: r.name.clone(),
-            });
-        }
-        while pending > 0 {
+        // Jobs are handed out a few per worker at a time, manifests of listed
+        // repositories before the next tag list: a million queued manifest jobs (and
+        // their tag names) would cost about 100 MB before the first was answered.
+        let limit = concurrency.max(1) * 4;
+        let mut manifests: VecDeque<(u32, u32)> = VecDeque::new();
+        let mut next_repo = 0usize;
+        let mut in_flight = 0usize;
+        loop {
+            while in_flight < limit {
+                let job = if let Some((repo, index)) = manifests.pop_front() {
+                    let state = &repos[repo as usize];
+                    Job::Manifest {
+                        repo: repo as usize,
+                        index: index as usize,
+                        name: state.name.clone(),
+                        tag: state.tags[index as usize].clone(),
+                    }
+                } else if next_repo < repos.len() {
+                    next_repo += 1;
+                    Job::Tags {
+                        repo: next_repo - 1,
+                        name: repos[next_repo - 1].name.clone(),
+                    }
+                } else {
+                    break;
+                };
+                if job_tx.send(job).is_err() {
+                    break;
+                }
+                in_flight += 1;
+            }
+            if in_flight == 0 {
+                break;
+            }
             let Ok(done) = done_rx.recv() else { break };
-            pending -= 1;
-            match done {
+            in_flight -= 1;
+            let repo = match done {
                 Done::Tags { repo, result } => {
                     let state = &mut repos[repo];
+                    state.listed = true;
                     match result {
                         Err(e) => state.error = Some(format!("tag list: {e}")),
                         Ok(mut tags) => {
@@ -518,17 +608,11 @@ pub fn scan(
                             });
                             state.found = vec![None; tags.len()];
                             state.remaining = tags.len();
-                            for (index, tag) in tags.into_iter().enumerate() {
-                                pending += 1;
-                                let _ = job_tx.send(Job::Manifest {
-                                    repo,
-                                    index,
-                                    name: state.name.clone(),
-                                    tag: tag.into(),
-                                });
-                            }
+                            manifests.extend((0..tags.len() as u32).map(|t| (repo as u32, t)));
+                            state.tags = tags.into_iter().map(Arc::from).collect();
                         }
                     }
+                    repo
                 }
                 Done::Manifest {
                     repo,
@@ -538,14 +622,19 @@ pub fn scan(
                     let state = &mut repos[repo];
                     state.remaining -= 1;
                     match result {
-                        Ok(tag) => state.found[index] = Some(tag),
+                        Ok(found) => state.found[index] = Some(found),
                         Err(e) => {
                             if state.error.is_none() {
                                 state.error = Some(e);
                             }
                         }
                     }
+                    repo
                 }
+            };
+            let state = &mut repos[repo];
+            if state.listed && state.remaining == 0 {
+                finish_repo(state, &mut failed);
             }
         }
         drop(job_tx);
@@ -553,6 +642,7 @@ pub fn scan(
     if let Some(unreachable) = client.unreachable() {
         return Err(unreachable);
     }
+    drop(repos);
 
     // What only the workers needed goes first, before the snapshot is finished.
     let Context {
@@ -562,24 +652,7 @@ pub fn scan(
         ..
     } = context;
     drop((manifests, previous_tags));
-    let mut builder = builder.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut failed = 0;
-    for state in repos {
-        match state.error {
-            Some(error) => {
-                failed += 1;
-                match previous.and_then(|p| p.repository(&state.name).map(|r| (p, r))) {
-                    Some((p, r)) => builder.add_previous(p, r, Some(error)),
-                    None => builder.add_repository(&state.name, None, Some(error)),
-                }
-            }
-            None => builder.add_interned(
-                &state.name,
-                Some(state.found.into_iter().flatten().collect()),
-                None,
-            ),
-        }
-    }
+    let builder = builder.into_inner().unwrap_or_else(|e| e.into_inner());
     let snapshot = builder.finish(unix_now());
     Ok(Report {
         snapshot,
@@ -615,14 +688,6 @@ fn run_job(context: &Context<'_>, job: Job) -> Done {
                         url: format!("manifest {name}:{tag}"),
                         detail: "internal error (panic) while reading it".into(),
                     })
-                })
-                .map(|(digest, image)| Tag {
-                    name: tag.as_ref().into(),
-                    digest,
-                    layers: image.layers.iter().copied().collect(),
-                    size: 0,
-                    disk_size: 0,
-                    created: image.created,
                 })
                 .map_err(|e| format!("tag {tag}: {e}"));
             Done::Manifest {

@@ -29,20 +29,36 @@ pub struct Blob {
     pub size: u64,
 }
 
-/// A tag: its manifest digest, its distinct layers, and the sizes `usage` computed.
+/// A tag: its manifest digest, where its distinct layers are, and the sizes `usage`
+/// computed. 80 bytes and no allocation of its own (a million tags are two snapshots of
+/// a million during a re-scan): the name is shared with every tag of the same name
+/// ([`Names`]), the layer list lives in its repository's `layers` ([`Repository::layers_of`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
-    pub name: Box<str>,
+    pub name: Arc<str>,
     /// The manifest digest (`Docker-Content-Digest`), when the registry gave one.
     pub digest: Option<Digest>,
-    /// Indices into `Snapshot::blobs`, sorted and distinct.
-    pub layers: Box<[u32]>,
+    /// Where its layers are in its repository's `layers`.
+    pub layers: Span,
     pub size: u64,
     pub disk_size: u64,
     /// When the image was built (unix seconds): its config blob's `created`, for an
     /// index the newest of its children's; `None` when unknown or not a valid date.
     /// What GitLab's cleanup policies order tags by (`cleanup`).
     pub created: Option<i64>,
+}
+
+/// A range of a repository's `layers`: `start..start + len`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl Span {
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
 }
 
 /// A repository. `tags` is `None` when its tags are unknown (its scan failed and there
@@ -52,6 +68,10 @@ pub struct Repository {
     pub name: Box<str>,
     /// Sorted by name.
     pub tags: Option<Vec<Tag>>,
+    /// The layer lists of its tags, one after the other in tag order: indices into
+    /// `Snapshot::blobs`, each tag's sorted and distinct. One allocation per repository
+    /// instead of one per tag.
+    pub layers: Box<[u32]>,
     pub size: Option<u64>,
     pub disk_size: Option<u64>,
     /// Why the last scan of this repository failed (its data may be from an earlier scan).
@@ -69,6 +89,12 @@ fn position_in<T>(slice: &[T], item: &T) -> Option<usize> {
 }
 
 impl Repository {
+    /// The layers of `tag`, one of this repository's tags: indices into
+    /// `Snapshot::blobs`, sorted and distinct.
+    pub fn layers_of(&self, tag: &Tag) -> &[u32] {
+        &self.layers[tag.layers.range()]
+    }
+
     /// Index of `tag` among this repository's tags, if it is one of them.
     pub fn index_of(&self, tag: &Tag) -> Option<usize> {
         position_in(self.tags.as_deref()?, tag)
@@ -121,9 +147,15 @@ impl Snapshot {
         position_in(&self.repositories, repo)
     }
 
-    /// Layers (digest, size) of a tag, for callers that need the digests.
-    pub fn layers<'a>(&'a self, tag: &'a Tag) -> impl Iterator<Item = &'a Blob> + 'a {
-        tag.layers.iter().map(move |&l| &self.blobs[l as usize])
+    /// Layers (digest, size) of a tag of `repo`, for callers that need the digests.
+    pub fn layers<'a>(
+        &'a self,
+        repo: &'a Repository,
+        tag: &'a Tag,
+    ) -> impl Iterator<Item = &'a Blob> + 'a {
+        repo.layers_of(tag)
+            .iter()
+            .map(move |&l| &self.blobs[l as usize])
     }
 }
 
@@ -141,6 +173,81 @@ pub struct ScannedTag {
     pub digest: Option<Digest>,
     /// Shared by every tag whose manifest has the same digest.
     pub layers: Arc<[LayerRef]>,
+}
+
+/// A tag whose layers are interned in the builder it is added to
+/// ([`Builder::add_interned`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternedTag {
+    pub name: Arc<str>,
+    pub digest: Option<Digest>,
+    /// Indices from [`Builder::intern_layers`] or [`Builder::intern_previous`], sorted and
+    /// distinct; shared by the tags of one manifest while a scan runs.
+    pub layers: Arc<[u32]>,
+    /// Becomes `Tag::created`.
+    pub created: Option<i64>,
+}
+
+/// Tag names shared between tags: `latest`, `main`, `v1` recur in nearly every
+/// repository, and as one `Arc<str>` each they cost a pointer a tag instead of an
+/// allocation (32 bytes with glibc's overhead, 32 MB at a million tags). A direct-mapped
+/// cache of recent names, not a set of all of them: a registry of distinct names (commit
+/// hashes) costs no table of a million entries, and a name that recurs keeps its slot.
+pub struct Names {
+    slots: Vec<Option<Arc<str>>>,
+}
+
+impl Default for Names {
+    fn default() -> Names {
+        Names {
+            slots: vec![None; 4096],
+        }
+    }
+}
+
+impl Names {
+    /// `name` as an `Arc<str>`, the same one as the last time it was asked for if it is
+    /// still in its slot.
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        // FNV-1a: short names, no need for a keyed hash (the slot only decides sharing).
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let slot = &mut self.slots[(hash % 4096) as usize];
+        match slot {
+            Some(shared) if **shared == *name => shared.clone(),
+            _ => slot.insert(Arc::from(name)).clone(),
+        }
+    }
+}
+
+/// A repository's tags (any order, names possibly repeated) with their layer lists, put
+/// in the snapshot's form: sorted by name, one tag per name (the first), the layer lists
+/// concatenated in tag order.
+fn pack<T>(
+    mut tags: Vec<T>,
+    name: impl Fn(&T) -> &str,
+    mut into: impl FnMut(T, &mut Vec<u32>) -> Tag,
+) -> (Vec<Tag>, Box<[u32]>) {
+    tags.sort_by(|a, b| name(a).cmp(name(b)));
+    tags.dedup_by(|a, b| name(a) == name(b));
+    let mut layers = Vec::new();
+    // Kept for the snapshot's lifetime: no growth slack.
+    let mut out = Vec::with_capacity(tags.len());
+    for t in tags {
+        out.push(into(t, &mut layers));
+    }
+    (out, layers.into_boxed_slice())
+}
+
+/// A tag's span after appending its (sorted, distinct) layer indices to `layers`.
+fn append(layers: &mut Vec<u32>, ids: &[u32]) -> Span {
+    let span = Span {
+        start: layers.len() as u32,
+        len: ids.len() as u32,
+    };
+    layers.extend_from_slice(ids);
+    span
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -165,6 +272,7 @@ pub struct Builder<'p> {
     /// table entry of 48 (6 MiB at 100k blobs, alive beside the served snapshot).
     previous: Option<(&'p [Blob], Vec<u32>)>,
     repositories: Vec<Repository>,
+    names: Names,
     /// Becomes `Snapshot::dates`.
     dates: bool,
 }
@@ -269,14 +377,35 @@ impl<'p> Builder<'p> {
         ids
     }
 
-    /// Add a repository whose tags' layers come from [`Builder::intern_layers`] of this
-    /// builder (sizes are computed by `finish`); `tags: None` means its tags are unknown.
-    pub fn add_interned(&mut self, name: &str, tags: Option<Vec<Tag>>, error: Option<String>) {
+    /// Add a repository whose tags' layers come from [`Builder::intern_layers`] or
+    /// [`Builder::intern_previous`] of this builder (sizes are computed by `finish`);
+    /// `tags: None` means its tags are unknown.
+    pub fn add_interned(
+        &mut self,
+        name: &str,
+        tags: Option<Vec<InternedTag>>,
+        error: Option<String>,
+    ) {
         debug_assert!(tags.iter().flatten().all(|t| {
             t.layers.windows(2).all(|w| w[0] < w[1])
                 && t.layers.iter().all(|&l| (l as usize) < self.blobs.len())
         }));
-        self.push(name, tags, error);
+        let names = &mut self.names;
+        let packed = tags.map(|tags| {
+            pack(
+                tags,
+                |t| &t.name,
+                |t, layers| Tag {
+                    name: names.get(&t.name),
+                    digest: t.digest,
+                    layers: append(layers, &t.layers),
+                    size: 0,
+                    disk_size: 0,
+                    created: t.created,
+                },
+            )
+        });
+        self.push(name, packed, error);
     }
 
     /// Add a repository found by a scan; `tags: None` means its tags are unknown.
@@ -288,66 +417,43 @@ impl<'p> Builder<'p> {
     ) {
         let tags = tags.map(|tags| {
             tags.into_iter()
-                .map(|t| {
-                    self.tag(
-                        &t.name,
-                        t.digest.as_ref(),
-                        t.layers.iter().map(|l| (&l.digest, l.size)),
-                        None,
-                    )
+                .map(|t| InternedTag {
+                    layers: self
+                        .intern_layers(t.layers.iter().map(|l| (&l.digest, l.size)))
+                        .into(),
+                    name: t.name.into(),
+                    digest: t.digest,
+                    created: None,
                 })
                 .collect()
         });
-        self.push(name, tags, error);
+        self.add_interned(name, tags, error);
     }
 
     /// Add a repository copied from an earlier snapshot (its scan failed this time).
     pub fn add_previous(&mut self, previous: &Snapshot, repo: &Repository, error: Option<String>) {
         let tags = repo.tags.as_ref().map(|tags| {
             tags.iter()
-                .map(|t| Tag {
+                .map(|t| InternedTag {
                     name: t.name.clone(),
                     digest: t.digest.clone(),
-                    layers: self.intern_previous(previous, &t.layers).into(),
-                    size: 0,
-                    disk_size: 0,
+                    layers: self.intern_previous(previous, repo.layers_of(t)).into(),
                     created: t.created,
                 })
                 .collect()
         });
-        self.push(&repo.name, tags, error);
+        self.add_interned(&repo.name, tags, error);
     }
 
-    fn tag<'a>(
-        &mut self,
-        name: &str,
-        digest: Option<&Digest>,
-        layers: impl Iterator<Item = (&'a Digest, u64)>,
-        created: Option<i64>,
-    ) -> Tag {
-        let ids = self.intern_layers(layers);
-        Tag {
-            name: name.into(),
-            digest: digest.cloned(),
-            layers: ids.into_boxed_slice(),
-            size: 0,
-            disk_size: 0,
-            created,
-        }
-    }
-
-    fn push(&mut self, name: &str, tags: Option<Vec<Tag>>, error: Option<String>) {
-        let tags = tags.map(|mut tags: Vec<Tag>| {
-            tags.sort_by(|a, b| a.name.cmp(&b.name));
-            tags.dedup_by(|a, b| a.name == b.name);
-            // Kept for the snapshot's lifetime: no growth slack (a 10-tag list collected
-            // without a size hint has room for 16, 528 bytes of nothing).
-            tags.shrink_to_fit();
-            tags
-        });
+    fn push(&mut self, name: &str, tags: Option<(Vec<Tag>, Box<[u32]>)>, error: Option<String>) {
+        let (tags, layers) = match tags {
+            Some((tags, layers)) => (Some(tags), layers),
+            None => (None, Box::default()),
+        };
         self.repositories.push(Repository {
             name: name.into(),
             tags,
+            layers,
             size: None,
             disk_size: None,
             error: error.map(Into::into),
@@ -360,14 +466,8 @@ impl<'p> Builder<'p> {
     /// the snapshot, and its file, the same whatever that order was.
     fn canonical_blobs(&mut self) {
         let mut used = vec![false; self.blobs.len()];
-        for tag in self
-            .repositories
-            .iter()
-            .flat_map(|r| r.tags.iter().flatten())
-        {
-            for &l in tag.layers.iter() {
-                used[l as usize] = true;
-            }
+        for &l in self.repositories.iter().flat_map(|r| r.layers.iter()) {
+            used[l as usize] = true;
         }
         let sorted = self.blobs.windows(2).all(|w| w[0].digest < w[1].digest);
         if sorted && used.iter().all(|&u| u) {
@@ -402,11 +502,11 @@ impl<'p> Builder<'p> {
         self.blobs.truncate(kept);
         self.blobs.shrink_to_fit();
         for repo in &mut self.repositories {
-            for tag in repo.tags.iter_mut().flatten() {
-                for l in tag.layers.iter_mut() {
-                    *l = renumber[*l as usize];
-                }
-                tag.layers.sort_unstable();
+            for l in repo.layers.iter_mut() {
+                *l = renumber[*l as usize];
+            }
+            for tag in repo.tags.iter().flatten() {
+                repo.layers[tag.layers.range()].sort_unstable();
             }
         }
     }
@@ -492,7 +592,7 @@ impl<'a> From<&'a Repository> for RepositoryOut<'a> {
                     .map(|t| TagOut {
                         name: &t.name,
                         digest: t.digest.as_ref(),
-                        layers: &t.layers,
+                        layers: r.layers_of(t),
                         created: t.created,
                     })
                     .collect()
@@ -845,7 +945,9 @@ impl<'de> Visitor<'de> for FileSeed {
                     blobs = Some(map.next_value_seed(list_of(blob))?);
                 }
                 "repositories" => {
-                    repositories = Some(map.next_value_seed(list_of(repository_from))?);
+                    let mut names = Names::default();
+                    repositories =
+                        Some(map.next_value_seed(list_of(|r| repository_from(r, &mut names)))?);
                 }
                 _ => {
                     map.next_value::<de::IgnoredAny>()?;
@@ -896,33 +998,33 @@ impl<'de, T: Deserialize<'de>, U, F: FnMut(T) -> U> Visitor<'de> for ListOf<T, F
 }
 
 /// A repository of the file in its final form (tags and layers sorted and distinct).
-fn repository_from(r: RepositoryIn) -> Repository {
-    let tags = r.tags.map(|tags| {
-        let mut tags: Vec<Tag> = tags
-            .into_iter()
-            .map(|t| {
-                let mut layers = t.layers;
-                layers.sort_unstable();
-                layers.dedup();
-                Tag {
-                    name: t.name.into_boxed_str(),
-                    digest: t.digest,
-                    layers: layers.into_boxed_slice(),
-                    size: 0,
-                    disk_size: 0,
-                    created: t.created,
-                }
-            })
-            .collect();
-        tags.sort_by(|a, b| a.name.cmp(&b.name));
-        tags.dedup_by(|a, b| a.name == b.name);
-        // Collected in place into the parsed list's buffer: drop its growth slack.
-        tags.shrink_to_fit();
-        tags
-    });
+fn repository_from(r: RepositoryIn, names: &mut Names) -> Repository {
+    let (tags, layers) = match r.tags {
+        Some(tags) => {
+            let (tags, layers) = pack(
+                tags,
+                |t| &t.name,
+                |mut t, layers| {
+                    t.layers.sort_unstable();
+                    t.layers.dedup();
+                    Tag {
+                        name: names.get(&t.name),
+                        digest: t.digest,
+                        layers: append(layers, &t.layers),
+                        size: 0,
+                        disk_size: 0,
+                        created: t.created,
+                    }
+                },
+            );
+            (Some(tags), layers)
+        }
+        None => (None, Box::default()),
+    };
     Repository {
         name: r.name.into_boxed_str(),
         tags,
+        layers,
         size: None,
         disk_size: None,
         error: r.error.map(String::into_boxed_str),
@@ -989,7 +1091,11 @@ pub fn load_open(file: impl std::io::Read, path: &Path) -> Result<Snapshot, Load
     let blob_count = loaded.blobs.len();
     for repo in &loaded.repositories {
         for t in repo.tags.iter().flatten() {
-            if let Some(bad) = t.layers.iter().find(|&&l| l as usize >= blob_count) {
+            if let Some(bad) = repo
+                .layers_of(t)
+                .iter()
+                .find(|&&l| l as usize >= blob_count)
+            {
                 return Err(LoadError::Inconsistent(
                     path.to_path_buf(),
                     format!(
@@ -1083,13 +1189,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
         // A scan with dates adds `dates` and each known `created`, nothing else.
         let mut b = Builder::default().with_dates(true);
-        let layers = b.intern_layers([(&Digest::from("sha512:other"), 7)]);
-        let dated = |name: &str, created| Tag {
+        let layers: Arc<[u32]> = b.intern_layers([(&Digest::from("sha512:other"), 7)]).into();
+        let dated = |name: &str, created| InternedTag {
             name: name.into(),
             digest: None,
-            layers: layers.clone().into_boxed_slice(),
-            size: 0,
-            disk_size: 0,
+            layers: layers.clone(),
             created,
         };
         b.add_interned(
@@ -1117,9 +1221,10 @@ mod tests {
         let l = load(&path).unwrap();
         assert!(!l.dates, "a file without dates is not a scan with dates");
         assert_eq!(l.blobs[0].digest.to_string(), digest);
-        let t = l.repository("r").unwrap().tag("t").unwrap();
+        let r = l.repository("r").unwrap();
+        let t = r.tag("t").unwrap();
         assert_eq!(
-            (&*t.layers, t.size, t.digest.is_none()),
+            (r.layers_of(t), t.size, t.digest.is_none()),
             (&[0][..], 3, true)
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1294,12 +1399,10 @@ mod tests {
         assert_eq!((used.clone(), unused), (vec![0, 1], vec![1, 2]));
         b.add_interned(
             "r",
-            Some(vec![Tag {
+            Some(vec![InternedTag {
                 name: "t".into(),
                 digest: None,
                 layers: used.into(),
-                size: 0,
-                disk_size: 0,
                 created: None,
             }]),
             None,
@@ -1307,9 +1410,10 @@ mod tests {
         let s = b.finish(1.0);
         let digests: Vec<_> = s.blobs.iter().map(|b| b.digest.clone()).collect();
         assert_eq!(digests, [d(2), d(3)]);
-        let tag = s.repository("r").unwrap().tag("t").unwrap();
+        let r = s.repository("r").unwrap();
+        let tag = r.tag("t").unwrap();
         assert_eq!(
-            (&*tag.layers, tag.size, tag.disk_size),
+            (r.layers_of(tag), tag.size, tag.disk_size),
             (&[0, 1][..], 50, 50)
         );
     }
@@ -1322,12 +1426,10 @@ mod tests {
             for &n in order {
                 let ids = b.intern_layers([(&d(n), u64::from(n))]);
                 if n % 3 != 0 {
-                    let tag = Tag {
+                    let tag = InternedTag {
                         name: format!("t{n}").into(),
                         digest: None,
                         layers: ids.into(),
-                        size: 0,
-                        disk_size: 0,
                         created: None,
                     };
                     b.add_interned(&format!("r{n}"), Some(vec![tag]), None);
@@ -1344,7 +1446,8 @@ mod tests {
         assert!(a.blobs.windows(2).all(|w| w[0].digest < w[1].digest));
         for r in &a.repositories {
             let t = &r.tags.as_ref().unwrap()[0];
-            assert_eq!(format!("r{}", a.blobs[t.layers[0] as usize].size), &*r.name);
+            let first = r.layers_of(t)[0];
+            assert_eq!(format!("r{}", a.blobs[first as usize].size), &*r.name);
         }
     }
 
@@ -1357,18 +1460,16 @@ mod tests {
         // The same blobs reached both ways (a known manifest, a fetched one), in either
         // order, and one the previous snapshot did not have.
         let mut b = Builder::after(&previous);
-        let by_digest = b.intern_layers(previous.layers(v1).map(|l| (&l.digest, l.size)));
-        let by_index = b.intern_previous(&previous, &v1.layers);
+        let by_digest = b.intern_layers(previous.layers(app, v1).map(|l| (&l.digest, l.size)));
+        let by_index = b.intern_previous(&previous, app.layers_of(v1));
         let fresh = b.intern_layers([(&new_layer, 3), (&previous.blobs[0].digest, 100)]);
         assert_eq!(by_digest, by_index);
         assert_eq!((b.blobs.len(), b.index.len()), (3, 1));
         b.add_previous(&previous, app, None);
-        let tag = |layers: Vec<u32>| Tag {
+        let tag = |layers: Vec<u32>| InternedTag {
             name: "t".into(),
             digest: None,
             layers: layers.into(),
-            size: 0,
-            disk_size: 0,
             created: None,
         };
         b.add_interned("new", Some(vec![tag(fresh)]), None);
@@ -1382,9 +1483,10 @@ mod tests {
         assert_eq!(rescanned.blobs, plain.blobs);
         assert_eq!(rescanned.repositories, plain.repositories);
         let digests = |s: &Snapshot| -> Vec<Vec<Digest>> {
-            let tags = s.repository("g/app").unwrap().tags.as_ref().unwrap();
+            let app = s.repository("g/app").unwrap();
+            let tags = app.tags.as_ref().unwrap();
             tags.iter()
-                .map(|t| s.layers(t).map(|b| b.digest.clone()).collect())
+                .map(|t| s.layers(app, t).map(|b| b.digest.clone()).collect())
                 .collect()
         };
         assert_eq!(digests(&rescanned), digests(&previous));
@@ -1403,6 +1505,46 @@ mod tests {
             assert_eq!(ids, [0, 0]);
             assert_eq!(b.blobs[0].size, 9);
         }
+    }
+
+    #[test]
+    fn tag_names_are_shared_and_layer_lists_kept_once_per_repository() {
+        let layer = |d: u8, size| LayerRef {
+            digest: Digest::Sha256([d; 32]),
+            size,
+        };
+        let tag = |name: &str, layers: Vec<LayerRef>| ScannedTag {
+            name: name.into(),
+            digest: None,
+            layers: layers.into(),
+        };
+        let mut b = Builder::default();
+        for repo in ["a", "b"] {
+            let tags = vec![
+                tag("v1", vec![layer(1, 10), layer(2, 20)]),
+                tag("latest", vec![layer(3, 30), layer(1, 10), layer(3, 30)]),
+            ];
+            b.add_repository(repo, Some(tags), None);
+        }
+        let built = b.finish(1.0);
+        let dir = test_dir("shared");
+        let path = dir.join("snap.json");
+        save(&built, &path).unwrap();
+        let loaded = load(&path).unwrap();
+        for s in [&built, &loaded] {
+            let (a, b) = (s.repository("a").unwrap(), s.repository("b").unwrap());
+            let (latest_a, latest_b) = (a.tag("latest").unwrap(), b.tag("latest").unwrap());
+            assert!(
+                Arc::ptr_eq(&latest_a.name, &latest_b.name),
+                "one allocation"
+            );
+            // Tag order (latest, v1), each list sorted and distinct, in one array.
+            assert_eq!(&*a.layers, &[0, 2, 0, 1]);
+            assert_eq!(a.layers_of(latest_a), &[0, 2]);
+            assert_eq!(latest_a.size, 40);
+            assert_eq!(a.layers, b.layers);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

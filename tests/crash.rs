@@ -116,15 +116,6 @@ fn served(port: u16, token: &str) -> Option<Totals> {
     }
 }
 
-fn totals_of(s: &snapshot::Snapshot) -> Totals {
-    Totals {
-        size: s.totals.size,
-        disk_size: s.totals.disk_size,
-        repository_count: s.totals.repository_count as u64,
-        tag_count: s.totals.tag_count as u64,
-    }
-}
-
 /// Names in `dir` that look like temporary snapshot files.
 fn temporaries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -285,7 +276,7 @@ fn sigkill_while_writing_the_snapshot_file_leaves_the_old_or_the_new_one_and_no_
             let loaded = snapshot::load(&file)
                 .unwrap_or_else(|e| panic!("run {run}: a broken snapshot file: {e}"));
             assert_eq!(
-                totals_of(&loaded),
+                Totals::of(&loaded),
                 now,
                 "run {run}: the new file is the new scan"
             );
@@ -403,7 +394,7 @@ fn a_full_disk_keeps_the_new_scan_in_memory_logs_one_line_and_the_old_file_intac
     });
     fill(&disk.path().join("filler"));
     let old = std::fs::read(&file).unwrap();
-    let old_totals = totals_of(&snapshot::load(&file).unwrap());
+    let old_totals = Totals::of(&snapshot::load(&file).unwrap());
 
     // The registry changes; the next scan is served although it cannot be written.
     let new = registry.move_tags(50);
@@ -436,7 +427,7 @@ fn a_full_disk_keeps_the_new_scan_in_memory_logs_one_line_and_the_old_file_intac
     // Space again: the next write succeeds and holds the new scan.
     std::fs::remove_file(disk.path().join("filler")).unwrap();
     wait_for("a write after space was freed", &mut service, &log, || {
-        snapshot::load(&file).is_ok_and(|s| totals_of(&s) == new)
+        snapshot::load(&file).is_ok_and(|s| Totals::of(&s) == new)
     });
     assert_eq!(temporaries(disk.path()), Vec::<String>::new());
 }

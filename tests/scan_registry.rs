@@ -10,6 +10,7 @@ use gitlab_registry_usage_rest::scan::{scan, Report};
 use gitlab_registry_usage_rest::snapshot::Snapshot;
 use support::push::{Format, PushAuth, Pusher};
 use support::registry::{Registry, RegistryAuth};
+use support::synthetic::{Synthetic, Totals};
 use support::token_issuer::{TokenIssuer, ADMIN_PASSWORD, ADMIN_USER, USER, USER_PASSWORD};
 
 fn client(registry: &str, user: &str, password: &str, page_size: u32) -> Client {
@@ -443,4 +444,28 @@ fn tag_dates_from_config_blobs_fetched_once() {
     // A snapshot without dates is not reused for them: the manifests are read again.
     let dated = scan(&c, Some(&undated.snapshot), 4).expect("scan with dates again");
     assert_eq!(created(&dated.snapshot, "d/app", "v1"), Some(1_577_836_800));
+}
+
+/// A scan of more repositories than `scan` keeps registry tokens for (1,024) drops each
+/// repository's token once it has read the repository: a registry of 100k repositories
+/// held 100k tokens (about 1 KB each from GitLab) until its scan ended. The re-scan asks
+/// for them again, one per repository, and finds the same snapshot.
+#[test]
+fn a_large_registry_is_scanned_without_keeping_a_token_per_repository() {
+    let registry = Synthetic::start(&["--repositories", "1100", "--tags", "3", "--threads", "4"]);
+    let c = client(&registry.url, "demo", "demo-token", 1000);
+    let first = scan(&c, None, 4).expect("first scan");
+    let s = &first.snapshot;
+    assert_eq!(Totals::of(s), registry.expected());
+    assert_eq!(
+        first.requests.token,
+        1 + 1100,
+        "the catalog's and one per repository"
+    );
+    assert_eq!(c.cached_tokens(), 1, "only the catalog's is kept");
+    let second = scan(&c, Some(s), 4).expect("re-scan");
+    assert_eq!(second.requests.token, 1100, "{:?}", second.requests);
+    assert_eq!(second.requests.manifest_get, 0, "{:?}", second.requests);
+    assert_eq!(second.snapshot.repositories, s.repositories);
+    assert_eq!(c.cached_tokens(), 1);
 }

@@ -12,7 +12,7 @@ fn tag(name: &str, created: Option<i64>) -> Tag {
     Tag {
         name: name.into(),
         digest: None,
-        layers: Box::new([]),
+        layers: Default::default(),
         size: 0,
         disk_size: 0,
         created,
@@ -271,10 +271,11 @@ fn snapshot(repos: &[(&str, &[FixtureTag<'_>])]) -> Snapshot {
                 let digests: Vec<(crate::digest::Digest, u64)> =
                     layers.iter().map(|(d, s)| ((*d).into(), *s)).collect();
                 let ids = b.intern_layers(digests.iter().map(|(d, s)| (d, *s)));
-                Tag {
-                    layers: ids.into_boxed_slice(),
+                crate::snapshot::InternedTag {
+                    name: (*t).into(),
+                    digest: None,
+                    layers: ids.into(),
                     created: *created,
-                    ..tag(t, None)
                 }
             })
             .collect();

@@ -435,3 +435,25 @@ fn a_reader_follows_appends_half_written_records_and_compactions_without_writing
     follow(&mut at).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), compacted);
 }
+
+#[test]
+fn a_series_holds_its_encoding_without_slack_and_decodes_its_first_point() {
+    let p = |day, dedup| Point {
+        day,
+        numbers: Numbers {
+            deduplicated_size: dedup,
+            ..Numbers::default()
+        },
+    };
+    let mut s = Series::default();
+    for (day, dedup) in [(3, 100), (4, 150), (4, 170), (9, 1 << 40)] {
+        assert!(s.record(p(day, dedup)));
+        // A reserve of one point's worst case (50 bytes) once stayed in every series.
+        assert_eq!(s.bytes.capacity(), s.bytes.len());
+    }
+    assert_eq!(s.first(), Some(p(3, 100)));
+    let points: Vec<Point> = s.points().collect();
+    assert_eq!(points, [p(3, 100), p(4, 170), p(9, 1 << 40)]);
+    assert!(s.retain_from(4));
+    assert_eq!(s.first(), Some(p(4, 170)));
+}

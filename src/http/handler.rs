@@ -709,7 +709,7 @@ impl App {
             html: false,
             list: Default::default(),
         };
-        let hit = self.cache.get_or_render(snapshot.generation, key, || {
+        let hit = self.cache.get_or_render(snapshot.generation, key, |_| {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);

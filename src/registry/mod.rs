@@ -430,6 +430,18 @@ impl Client {
         }
     }
 
+    /// How many registry tokens are cached (for the tests: a large scan keeps none per
+    /// repository).
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Drop the token of `repo`'s pull scope (a scan of a large registry that has read
+    /// the repository; the next scan asks for it again).
+    pub fn forget_repository_token(&self, repo: &str) {
+        self.forget_token(&Scope::Pull(repo).as_string());
+    }
+
     fn forget_token(&self, scope: &str) {
         self.tokens
             .lock()

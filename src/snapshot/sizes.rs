@@ -30,8 +30,8 @@ pub(super) fn account(blobs: &[Blob], repositories: &mut [Repository]) -> Totals
     for (r, repo) in repositories.iter().enumerate() {
         let Some(tags) = &repo.tags else { continue };
         for (t, tag) in tags.iter().enumerate() {
-            let count = tag.layers.len() as u32;
-            for &layer in tag.layers.iter() {
+            let count = tag.layers.len;
+            for &layer in repo.layers_of(tag) {
                 let slot = &mut owner[layer as usize];
                 match slot {
                     Some((_, _, owner_count)) if *owner_count <= count => {}
@@ -42,9 +42,13 @@ pub(super) fn account(blobs: &[Blob], repositories: &mut [Repository]) -> Totals
     }
 
     for repo in repositories.iter_mut() {
+        let layers = &repo.layers;
         if let Some(tags) = &mut repo.tags {
             for tag in tags.iter_mut() {
-                tag.size = tag.layers.iter().map(|&l| blobs[l as usize].size).sum();
+                tag.size = layers[tag.layers.range()]
+                    .iter()
+                    .map(|&l| blobs[l as usize].size)
+                    .sum();
                 tag.disk_size = 0;
             }
         }

@@ -96,16 +96,15 @@ impl Usage {
         tag_start.push(total_tags);
 
         let mut blob_tags = vec![0u32; sizes.len()];
-        for tag in repos.iter().flat_map(|r| r.tags.iter().flatten()) {
-            for &l in tag.layers.iter() {
-                blob_tags[l as usize] = blob_tags[l as usize].saturating_add(1);
-            }
+        // A repository's `layers` holds each of its tags' layer lists once.
+        for &l in repos.iter().flat_map(|r| r.layers.iter()) {
+            blob_tags[l as usize] = blob_tags[l as usize].saturating_add(1);
         }
         let tag_exclusive: Box<[u64]> = repos
             .iter()
-            .flat_map(|r| r.tags.iter().flatten())
-            .map(|t| {
-                t.layers
+            .flat_map(|r| r.tags.iter().flatten().map(move |t| r.layers_of(t)))
+            .map(|layers| {
+                layers
                     .iter()
                     .filter(|&&l| blob_tags[l as usize] == 1)
                     .map(|&l| sizes[l as usize])
@@ -132,30 +131,28 @@ impl Usage {
         for (step, &r) in walk.iter().enumerate() {
             let stamp = step as u32 + 1;
             let h = home[r as usize];
-            for tag in repos[r as usize].tags.iter().flatten() {
-                for &l in tag.layers.iter() {
-                    let l = l as usize;
-                    if seen[l] == stamp {
-                        continue;
-                    }
-                    seen[l] = stamp;
-                    let size = sizes[l];
-                    repositories[r as usize].deduplicated_size += size;
-                    if h != NONE {
-                        dedup[h as usize] = dedup[h as usize].wrapping_add(size);
-                    }
-                    if blob_repositories[l] == 0 {
-                        covering[l] = h;
-                    } else {
-                        let both = namespaces::common(&list, last_home[l], h);
-                        if both != NONE {
-                            dedup[both as usize] = dedup[both as usize].wrapping_sub(size);
-                        }
-                        covering[l] = namespaces::common(&list, covering[l], h);
-                    }
-                    blob_repositories[l] = blob_repositories[l].saturating_add(1);
-                    last_home[l] = h;
+            for &l in repos[r as usize].layers.iter() {
+                let l = l as usize;
+                if seen[l] == stamp {
+                    continue;
                 }
+                seen[l] = stamp;
+                let size = sizes[l];
+                repositories[r as usize].deduplicated_size += size;
+                if h != NONE {
+                    dedup[h as usize] = dedup[h as usize].wrapping_add(size);
+                }
+                if blob_repositories[l] == 0 {
+                    covering[l] = h;
+                } else {
+                    let both = namespaces::common(&list, last_home[l], h);
+                    if both != NONE {
+                        dedup[both as usize] = dedup[both as usize].wrapping_sub(size);
+                    }
+                    covering[l] = namespaces::common(&list, covering[l], h);
+                }
+                blob_repositories[l] = blob_repositories[l].saturating_add(1);
+                last_home[l] = h;
             }
         }
         drop(last_home);
@@ -163,14 +160,12 @@ impl Usage {
         let offset = repos.len() as u32 + 1;
         for (r, repo) in repos.iter().enumerate() {
             let stamp = offset + r as u32;
-            for tag in repo.tags.iter().flatten() {
-                for &l in tag.layers.iter() {
-                    let l = l as usize;
-                    if seen[l] != stamp {
-                        seen[l] = stamp;
-                        if blob_repositories[l] == 1 {
-                            repositories[r].exclusive_size += sizes[l];
-                        }
+            for &l in repo.layers.iter() {
+                let l = l as usize;
+                if seen[l] != stamp {
+                    seen[l] = stamp;
+                    if blob_repositories[l] == 1 {
+                        repositories[r].exclusive_size += sizes[l];
                     }
                 }
             }
@@ -553,15 +548,15 @@ impl Usage {
         let mut owner = vec![0u32; blobs];
         let mut touched: Vec<u32> = Vec::new();
         for (r, t) in tags {
-            let Some(tag) = snapshot
+            let Some((repo, tag)) = snapshot
                 .repositories
                 .get(r)
-                .and_then(|r| r.tags.as_ref()?.get(t))
+                .and_then(|r| Some((r, r.tags.as_ref()?.get(t)?)))
             else {
                 continue;
             };
             let mark = r as u32 + 1;
-            for &l in tag.layers.iter() {
+            for &l in repo.layers_of(tag) {
                 let l = l as usize;
                 if in_set[l] == 0 {
                     touched.push(l as u32);

@@ -24,6 +24,16 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// The four totals of a snapshot.
+    pub fn of(s: &gitlab_registry_usage_rest::snapshot::Snapshot) -> Totals {
+        Totals {
+            size: s.totals.size,
+            disk_size: s.totals.disk_size,
+            repository_count: s.totals.repository_count as u64,
+            tag_count: s.totals.tag_count as u64,
+        }
+    }
+
     /// The four totals of a JSON object (`/control/expected`, or the service's
     /// `/repositories`); panics naming the missing field.
     pub fn from_json(json: &serde_json::Value) -> Totals {
