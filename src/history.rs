@@ -203,8 +203,18 @@ impl Series {
     fn growth(&self) -> Option<i64> {
         let last = self.last?;
         let base = self.growth_base(last.day)?;
-        Some(last.numbers.deduplicated_size as i64 - base.numbers.deduplicated_size as i64)
+        Some(growth_between(
+            last.numbers.deduplicated_size,
+            base.numbers.deduplicated_size,
+        ))
     }
+}
+
+/// `growth_30d` of two deduplicated sizes: `now - then`, saturated to `i64` (sizes come
+/// from registry answers and files, so they may be absurd; a difference must not overflow).
+pub fn growth_between(now: u64, then: u64) -> i64 {
+    let difference = i128::from(now) - i128::from(then);
+    i64::try_from(difference).unwrap_or(if difference < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn encode_point(out: &mut Vec<u8>, base: Point, p: Point) {

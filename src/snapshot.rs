@@ -21,6 +21,7 @@ pub use crate::current::Shared;
 pub use crate::digest::Digest;
 
 mod sizes;
+pub(crate) use sizes::saturating_sum;
 
 /// One distinct layer blob of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
