@@ -12,6 +12,8 @@ pub mod cidr;
 pub mod config;
 pub mod current;
 pub mod digest;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod http;
 pub mod log;

@@ -663,6 +663,12 @@ fn sync_directory(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The bytes of the snapshot file, streamed into `out` (what [`save`] writes; the fuzz
+/// check of the loader saves to memory).
+pub(crate) fn write_to(snapshot: &Snapshot, out: impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer(out, &FileOut(snapshot)).map_err(std::io::Error::from)
+}
+
 /// Write the snapshot atomically: temp file in the same directory, fsync, rename, fsync
 /// dir. On error the temporary file is removed and the file keeps the previous snapshot.
 pub fn save(snapshot: &Snapshot, path: &Path) -> Result<(), SaveError> {
@@ -672,8 +678,7 @@ pub fn save(snapshot: &Snapshot, path: &Path) -> Result<(), SaveError> {
     let written = (|| {
         let writing = SaveError::at(format!("writing {}", tmp.display()));
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, &file);
-        serde_json::to_writer(&mut out, &FileOut(snapshot))
-            .map_err(std::io::Error::from)
+        write_to(snapshot, &mut out)
             .and_then(|()| out.flush())
             .map_err(writing)?;
         drop(out);

@@ -14,10 +14,10 @@
 
 mod cache;
 mod dashboard;
-mod hal;
+pub(crate) mod hal;
 mod handler;
 mod html;
-mod router;
+pub(crate) mod router;
 mod server;
 mod token_cache;
 
