@@ -10,7 +10,9 @@
 # corpus size. FUZZ_LOGS=dir keeps each target's libFuzzer output as dir/<target>.log.
 # FUZZ_SANITIZER: cargo-fuzz's -s (default none: the code is safe Rust, and without
 # AddressSanitizer the targets run 2-3 times faster; `address` finds what it finds in
-# the standard library and the C of libFuzzer). See docs/FUZZING.md.
+# the standard library and the C of libFuzzer). Built with -O: optimised, with debug
+# assertions and overflow checks in the service and its tiny_http only (fuzz/Cargo.toml's
+# profile), so a run does not rebuild every dependency with them. See docs/FUZZING.md.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -41,7 +43,7 @@ for target in $targets; do
   mkdir -p "$(dirname "$log")"
   echo "== $target: ${seconds}s from $(ls corpus/"$target" | wc -l) seeds" >&2
   status=0
-  cargo fuzz run -s "$sanitizer" "$target" "$work" -- \
+  cargo fuzz run -O -s "$sanitizer" "$target" "$work" -- \
     -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=1024 \
     ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -print_final_stats=1 >"$log" 2>&1 || status=$?
   grep -E '^#[0-9]+[[:space:]]+INITED|^Done [0-9]+ runs' "$log" >&2 || true
@@ -55,7 +57,7 @@ for target in $targets; do
     # hundreds per new feature, so the committed corpus stays small; of the inputs the
     # merge adds, those over 4 KiB are dropped again (hand-made seeds may be larger).
     ls corpus/"$target" >"$scratch/before"
-    cargo fuzz run -s "$sanitizer" "$target" "corpus/$target" "$work" -- -merge=1 -max_len="$max_len" \
+    cargo fuzz run -O -s "$sanitizer" "$target" "corpus/$target" "$work" -- -merge=1 -max_len="$max_len" \
       -use_counters=0 -use_value_profile=0 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files' >&2 || true
     ls corpus/"$target" | grep -vxF -f "$scratch/before" | while read -r added; do
       [ "$(stat -c %s "corpus/$target/$added")" -le 4096 ] || rm -f "corpus/$target/$added"
