@@ -132,7 +132,15 @@ impl Series {
         };
         loop {
             let start = points.at;
-            let Some(p) = points.next() else { break };
+            let Some(p) = points.next() else {
+                // Only the end of the bytes ends the points: a point cut short would be
+                // kept in `bytes`, and the next point recorded would be appended to it
+                // and read back as another (found by fuzzing the history file).
+                if start != bytes.len() {
+                    return None;
+                }
+                break;
+            };
             if let Some(last) = series.last {
                 if p.day <= last.day {
                     return None;
@@ -143,9 +151,6 @@ impl Series {
             }
             series.last_start = start;
             series.last = Some(p);
-        }
-        if points.at != bytes.len() {
-            return None;
         }
         series.bytes = bytes.to_vec();
         Some(series)
