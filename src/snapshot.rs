@@ -1002,6 +1002,29 @@ mod tests {
         b.finish(1234.5)
     }
 
+    /// Found by fuzzing the snapshot file (fuzz/corpus/snapshot/crash-1fe24eae...): a
+    /// timestamp read back from the file could be one ULP off the one written (serde_json's
+    /// default float parser is not always exact), so a reader's copy of a snapshot and a
+    /// second save of it differed from the collector's.
+    #[test]
+    fn timestamps_read_back_exactly() {
+        for timestamp in [
+            f64::from_bits(9110274339300043258),
+            1_764_633_600.123_456_7,
+            0.1,
+        ] {
+            let s = Builder::default().finish(timestamp);
+            let mut bytes = Vec::new();
+            write_to(&s, &mut bytes).unwrap();
+            let loaded = load_open(&bytes[..], Path::new("mem")).unwrap();
+            assert_eq!(
+                loaded.timestamp.to_bits(),
+                timestamp.to_bits(),
+                "{timestamp}"
+            );
+        }
+    }
+
     #[test]
     fn file_round_trip_keeps_everything() {
         let dir = std::env::temp_dir().join(format!("grur-snap-{}", std::process::id()));
