@@ -7,7 +7,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 MUSL_DIR := $(TARGET_DIR)/$(MUSL_TARGET)/release
 DIST_NAME := $(BIN)-$(VERSION)-x86_64-linux-musl
 
-.PHONY: build release test lint demo musl-toolchain static static-check dist bench clean openapi image offline-check
+.PHONY: build release test lint demo musl-toolchain static static-check dist bench clean openapi image offline-check fuzz fuzz-tools
 
 build:
 	$(CARGO) build
@@ -84,6 +84,16 @@ lint:
 ## bench: serving (vs nginx), scanning, memory and start-up on this machine; writes BENCHMARKS.md (~10 min)
 bench:
 	bash contrib/bench.sh
+
+# cargo-fuzz (libFuzzer); CI does not fuzz, plain `cargo test` replays the corpora.
+fuzz-tools:
+	@command -v cargo-fuzz >/dev/null 2>&1 || { \
+	  echo "cargo-fuzz not found: make fuzz needs it. Install it with:" >&2; \
+	  echo "    cargo install cargo-fuzz" >&2; exit 1; }
+
+## fuzz: every fuzz target for FUZZ_SECONDS (default 60) from fuzz/corpus; FUZZ_TARGETS="a b" picks some, FUZZ_MERGE=1 keeps new coverage (docs/FUZZING.md)
+fuzz: fuzz-tools
+	FUZZ_SECONDS="$(or $(FUZZ_SECONDS),60)" FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_RUNS="$(FUZZ_RUNS)" FUZZ_MERGE="$(FUZZ_MERGE)" FUZZ_SANITIZER="$(FUZZ_SANITIZER)" contrib/fuzz.sh
 
 clean:
 	$(CARGO) clean

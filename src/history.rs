@@ -136,7 +136,15 @@ impl Series {
         };
         loop {
             let start = points.at;
-            let Some(p) = points.next() else { break };
+            let Some(p) = points.next() else {
+                // Only the end of the bytes ends the points: a point cut short would be
+                // kept in `bytes`, and the next point recorded would be appended to it
+                // and read back as another (found by fuzzing the history file).
+                if start != bytes.len() {
+                    return None;
+                }
+                break;
+            };
             if let Some(last) = series.last {
                 if p.day <= last.day {
                     return None;
@@ -145,9 +153,6 @@ impl Series {
             }
             series.last_start = start;
             series.last = Some(p);
-        }
-        if points.at != bytes.len() {
-            return None;
         }
         series.bytes = bytes.to_vec();
         Some(series)
@@ -200,8 +205,18 @@ impl Series {
     fn growth(&self) -> Option<i64> {
         let last = self.last?;
         let base = self.growth_base(last.day)?;
-        Some(last.numbers.deduplicated_size as i64 - base.numbers.deduplicated_size as i64)
+        Some(growth_between(
+            last.numbers.deduplicated_size,
+            base.numbers.deduplicated_size,
+        ))
     }
+}
+
+/// `growth_30d` of two deduplicated sizes: `now - then`, saturated to `i64` (sizes come
+/// from registry answers and files, so they may be absurd; a difference must not overflow).
+pub fn growth_between(now: u64, then: u64) -> i64 {
+    let difference = i128::from(now) - i128::from(then);
+    i64::try_from(difference).unwrap_or(if difference < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn encode_point(out: &mut Vec<u8>, base: Point, p: Point) {
@@ -271,7 +286,7 @@ fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
 }
 
 /// CRC-32 (IEEE, as zlib), bitwise with a table built at compile time.
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
         let mut t = [0u32; 256];
         let mut i = 0;
@@ -359,16 +374,15 @@ impl History {
                     .map_err(|e| format!("history file {}: cannot read it: {e}", path.display()))?;
                 if bytes.is_empty() {
                     needs_rewrite = true;
-                } else if !bytes.starts_with(MAGIC) {
-                    return Err(format!(
-                        "history file {}: not a history file of this service (it does not \
-                         start with {:?}); move it away or set [general] history_file",
-                        path.display(),
-                        std::str::from_utf8(MAGIC).unwrap_or_default()
-                    ));
                 } else {
-                    let (replayed, good) = state.replay(&bytes[MAGIC.len()..]);
-                    let good = MAGIC.len() + good;
+                    let (replayed, good) = state.load(&bytes).ok_or_else(|| {
+                        format!(
+                            "history file {}: not a history file of this service (it does not \
+                             start with {:?}); move it away or set [general] history_file",
+                            path.display(),
+                            std::str::from_utf8(MAGIC).unwrap_or_default()
+                        )
+                    })?;
                     if good < bytes.len() {
                         crate::log!(
                             warn,
@@ -675,6 +689,15 @@ impl State {
         dropped
     }
 
+    /// Applies the records of a history file's `bytes` (`None` when they do not start
+    /// with its magic); returns how many were applied and the length of the good prefix,
+    /// magic included.
+    fn load(&mut self, bytes: &[u8]) -> Option<(usize, usize)> {
+        let records = bytes.strip_prefix(MAGIC)?;
+        let (replayed, good) = self.replay(records);
+        Some((replayed, MAGIC.len() + good))
+    }
+
     /// Applies the records of `bytes`; returns how many were applied and the length of
     /// the good prefix.
     fn replay(&mut self, bytes: &[u8]) -> (usize, usize) {
@@ -752,22 +775,8 @@ impl State {
             name.push(".tmp");
             PathBuf::from(name)
         };
-        let sorted: BTreeMap<_, _> = self.series.iter().collect();
         let mut out = BufWriter::new(File::create(&tmp)?);
-        out.write_all(MAGIC)?;
-        let mut size = MAGIC.len() as u64;
-        let mut record = Vec::new();
-        let mut payload = Vec::new();
-        for ((kind, name), series) in sorted {
-            payload.clear();
-            payload.push(SERIES_RECORD);
-            put_name(&mut payload, *kind, name);
-            payload.extend_from_slice(&series.bytes);
-            record.clear();
-            frame(&mut record, &payload);
-            out.write_all(&record)?;
-            size += record.len() as u64;
-        }
+        let size = self.write_compacted(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
@@ -784,6 +793,59 @@ impl State {
             size,
         });
         Ok(())
+    }
+}
+
+impl State {
+    /// Writes the compacted file (one record per series, in name order) to `out`;
+    /// returns its length.
+    fn write_compacted(&self, out: &mut impl Write) -> std::io::Result<u64> {
+        let sorted: BTreeMap<_, _> = self.series.iter().collect();
+        out.write_all(MAGIC)?;
+        let mut size = MAGIC.len() as u64;
+        let mut record = Vec::new();
+        let mut payload = Vec::new();
+        for ((kind, name), series) in sorted {
+            payload.clear();
+            payload.push(SERIES_RECORD);
+            put_name(&mut payload, *kind, name);
+            payload.extend_from_slice(&series.bytes);
+            record.clear();
+            frame(&mut record, &payload);
+            out.write_all(&record)?;
+            size += record.len() as u64;
+        }
+        Ok(size)
+    }
+}
+
+/// What [`History::open`] makes of a file's bytes, without the file (for the fuzz check
+/// of the loader): the history (points before `today - days + 1` dropped), the length of
+/// the good prefix (`None`: not a history file), and the bytes a compaction would write.
+pub(crate) fn load_bytes(bytes: &[u8], days: u32, today: u32) -> Option<(History, usize, Vec<u8>)> {
+    let history = History::in_memory(days);
+    let mut state = history.state.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, good) = state.load(bytes)?;
+    state.retain(today);
+    let mut compacted = Vec::new();
+    state
+        .write_compacted(&mut compacted)
+        .expect("writing to memory");
+    drop(state);
+    Some((history, good, compacted))
+}
+
+impl History {
+    /// Every series and its points, in name order (for the fuzz check of the loader).
+    pub(crate) fn all_points(&self) -> Vec<(Kind, Box<str>, Vec<Point>)> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = state
+            .series
+            .iter()
+            .map(|((kind, name), s)| (*kind, name.clone(), s.points().collect()))
+            .collect();
+        all.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        all
     }
 }
 

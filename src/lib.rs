@@ -13,6 +13,8 @@ pub mod cleanup;
 pub mod config;
 pub mod current;
 pub mod digest;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod http;
 pub mod log;

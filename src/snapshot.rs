@@ -21,6 +21,7 @@ pub use crate::current::Shared;
 pub use crate::digest::Digest;
 
 mod sizes;
+pub(crate) use sizes::saturating_sum;
 
 /// One distinct layer blob of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -797,6 +798,12 @@ fn sync_directory(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The bytes of the snapshot file, streamed into `out` (what [`save`] writes; the fuzz
+/// check of the loader saves to memory).
+pub(crate) fn write_to(snapshot: &Snapshot, out: impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer(out, &FileOut(snapshot)).map_err(std::io::Error::from)
+}
+
 /// Write the snapshot atomically: temp file in the same directory, fsync, rename, fsync
 /// dir. On error the temporary file is removed and the file keeps the previous snapshot.
 pub fn save(snapshot: &Snapshot, path: &Path) -> Result<(), SaveError> {
@@ -806,8 +813,7 @@ pub fn save(snapshot: &Snapshot, path: &Path) -> Result<(), SaveError> {
     let written = (|| {
         let writing = SaveError::at(format!("writing {}", tmp.display()));
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, &file);
-        serde_json::to_writer(&mut out, &FileOut(snapshot))
-            .map_err(std::io::Error::from)
+        write_to(snapshot, &mut out)
             .and_then(|()| out.flush())
             .map_err(writing)?;
         drop(out);
@@ -1143,6 +1149,29 @@ mod tests {
         );
         b.add_repository("broken", None, Some("tag list: HTTP 500".into()));
         b.finish(1234.5)
+    }
+
+    /// Found by fuzzing the snapshot file (fuzz/corpus/snapshot/crash-1fe24eae...): a
+    /// timestamp read back from the file could be one ULP off the one written (serde_json's
+    /// default float parser is not always exact), so a reader's copy of a snapshot and a
+    /// second save of it differed from the collector's.
+    #[test]
+    fn timestamps_read_back_exactly() {
+        for timestamp in [
+            f64::from_bits(9110274339300043258),
+            1_764_633_600.123_456_7,
+            0.1,
+        ] {
+            let s = Builder::default().finish(timestamp);
+            let mut bytes = Vec::new();
+            write_to(&s, &mut bytes).unwrap();
+            let loaded = load_open(&bytes[..], Path::new("mem")).unwrap();
+            assert_eq!(
+                loaded.timestamp.to_bits(),
+                timestamp.to_bits(),
+                "{timestamp}"
+            );
+        }
     }
 
     #[test]

@@ -22,10 +22,10 @@ const DUMMY_SALT_AND_HASH: &str = "bLl2IMeYFKNVZRIKCdeHle3cCwmbUcdFswA2Zob6MCTQY
 
 /// The users and bcrypt hashes of an htpasswd file.
 pub struct HtpasswdFile {
-    users: HashMap<String, String>,
+    pub(crate) users: HashMap<String, String>,
     /// Checked for unknown users, so that a wrong user name costs as much time as a
     /// wrong password (the response time must not tell which user names exist).
-    dummy_hash: String,
+    pub(crate) dummy_hash: String,
 }
 
 impl HtpasswdFile {
@@ -37,7 +37,7 @@ impl HtpasswdFile {
     }
 
     /// Errors name the line, never the hash (the message goes to the log).
-    fn parse(text: &str) -> Result<HtpasswdFile, String> {
+    pub(crate) fn parse(text: &str) -> Result<HtpasswdFile, String> {
         let mut users = HashMap::new();
         let mut cost_counts: HashMap<u32, usize> = HashMap::new();
         for (index, raw) in text.lines().enumerate() {
@@ -98,7 +98,7 @@ impl HtpasswdFile {
 }
 
 /// The cost of a well-formed bcrypt hash `$2y$NN$<53 characters of bcrypt base64>`.
-fn bcrypt_cost(hash: &str) -> Option<u32> {
+pub(crate) fn bcrypt_cost(hash: &str) -> Option<u32> {
     let rest = ["$2y$", "$2b$", "$2a$"]
         .iter()
         .find_map(|p| hash.strip_prefix(p))?;

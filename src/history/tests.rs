@@ -457,3 +457,32 @@ fn a_series_holds_its_encoding_without_slack_and_decodes_its_first_point() {
     assert!(s.retain_from(4));
     assert_eq!(s.first(), Some(p(4, 170)));
 }
+
+/// Found by fuzzing the history file (fuzz/corpus/history/crash-b39194e9...): a series
+/// record whose last point was cut short (its day there, its numbers missing) loaded, with
+/// the partial point kept in the series' bytes; the next point recorded was appended to it
+/// and read back as a garbled point, so `/history` and `growth_30d` disagreed.
+#[test]
+fn a_series_record_with_a_point_cut_short_is_refused() {
+    let dir = TempDir::new("cut");
+    let path = dir.0.join("h");
+    let mut payload = vec![SERIES_RECORD];
+    put_name(&mut payload, Kind::Repository, "a");
+    let p = |day, dedup| Point {
+        day,
+        numbers: Numbers {
+            deduplicated_size: dedup,
+            ..Numbers::default()
+        },
+    };
+    encode_point(&mut payload, ZERO, p(5, 7));
+    put_varint(&mut payload, 3); // the next day, and nothing more
+    let mut bytes = MAGIC.to_vec();
+    frame(&mut bytes, &payload);
+    std::fs::write(&path, &bytes).unwrap();
+    let h = History::open(&path, 400, 5).unwrap();
+    assert_eq!(h.points(Kind::Repository, "a", None), None);
+    h.record(40, &[repo("a", 9)]);
+    assert_eq!(days_of(&h, Kind::Repository, "a"), vec![(40, 9)]);
+    assert_eq!(h.growth(Kind::Repository, "a"), None);
+}

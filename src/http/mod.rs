@@ -17,10 +17,10 @@ mod cleanup;
 /// The JSON of a cleanup preview (what the `/cleanup` routes answer), for the bench.
 pub use cleanup::render as cleanup_document;
 mod dashboard;
-mod hal;
+pub(crate) mod hal;
 mod handler;
 mod html;
-mod router;
+pub(crate) mod router;
 mod server;
 mod token_cache;
 

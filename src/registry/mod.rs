@@ -686,7 +686,7 @@ impl Client {
 
     /// A `Link` target as an absolute URL on the registry's own origin (credentials are
     /// never sent elsewhere).
-    fn resolve(&self, link: &str) -> Option<String> {
+    pub(crate) fn resolve(&self, link: &str) -> Option<String> {
         if link.starts_with("http://") || link.starts_with("https://") {
             (origin_of(link) == self.origin).then(|| link.to_string())
         } else if link.starts_with('/') && !link.starts_with("//") {
@@ -885,7 +885,7 @@ fn unreadable_page(what: &str, e: serde_json::Error) -> String {
 }
 
 /// The `rel="next"` target of a `Link` header value, if any.
-fn next_link(value: &str) -> Option<String> {
+pub(crate) fn next_link(value: &str) -> Option<String> {
     for part in value.split(',') {
         let part = part.trim();
         let (target, params) = part.strip_prefix('<')?.split_once('>')?;
@@ -908,7 +908,7 @@ fn next_link(value: &str) -> Option<String> {
 }
 
 /// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> String {
+pub(crate) fn origin_of(url: &str) -> String {
     let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
     let end = url[after_scheme..]
         .find(['/', '?', '#'])

@@ -45,10 +45,11 @@ pub(super) fn account(blobs: &[Blob], repositories: &mut [Repository]) -> Totals
         let layers = &repo.layers;
         if let Some(tags) = &mut repo.tags {
             for tag in tags.iter_mut() {
-                tag.size = layers[tag.layers.range()]
-                    .iter()
-                    .map(|&l| blobs[l as usize].size)
-                    .sum();
+                tag.size = saturating_sum(
+                    layers[tag.layers.range()]
+                        .iter()
+                        .map(|&l| blobs[l as usize].size),
+                );
                 tag.disk_size = 0;
             }
         }
@@ -59,7 +60,8 @@ pub(super) fn account(blobs: &[Blob], repositories: &mut [Repository]) -> Totals
                 .tags
                 .as_mut()
                 .expect("owner has tags");
-            tags[*t as usize].disk_size += blobs[blob].size;
+            let disk_size = &mut tags[*t as usize].disk_size;
+            *disk_size = disk_size.saturating_add(blobs[blob].size);
         }
     }
 
@@ -68,13 +70,13 @@ pub(super) fn account(blobs: &[Blob], repositories: &mut [Repository]) -> Totals
         totals.repository_count += 1;
         match &repo.tags {
             Some(tags) => {
-                let size = tags.iter().map(|t| t.size).sum();
-                let disk_size = tags.iter().map(|t| t.disk_size).sum();
+                let size = saturating_sum(tags.iter().map(|t| t.size));
+                let disk_size = saturating_sum(tags.iter().map(|t| t.disk_size));
                 repo.size = Some(size);
                 repo.disk_size = Some(disk_size);
                 totals.tag_count += tags.len();
-                totals.size += size;
-                totals.disk_size += disk_size;
+                totals.size = totals.size.saturating_add(size);
+                totals.disk_size = totals.disk_size.saturating_add(disk_size);
             }
             None => {
                 repo.size = None;
@@ -83,6 +85,14 @@ pub(super) fn account(blobs: &[Blob], repositories: &mut [Repository]) -> Totals
         }
     }
     totals
+}
+
+/// Sizes come from the registry (any `i64` a manifest states) or the snapshot file (any
+/// `u64`), so their sums saturate at `u64::MAX` rather than overflow: an absurd size shows
+/// as 18446744073709551615 instead of wrapping to a small number (release) or panicking
+/// (debug). `usage` sums the same sizes the same way.
+pub(crate) fn saturating_sum(sizes: impl IntoIterator<Item = u64>) -> u64 {
+    sizes.into_iter().fold(0, u64::saturating_add)
 }
 
 #[cfg(test)]
@@ -228,5 +238,26 @@ mod tests {
             assert_eq!(sizes(&forward, name), sizes(&backward, name));
         }
         assert_eq!(forward.totals.disk_size, 9);
+    }
+
+    /// Found by fuzzing the snapshot file (fuzz/corpus/snapshot/huge_sizes): two layers of
+    /// a size near `u64::MAX` overflowed the sums (a panic in debug builds, a wrapped small
+    /// number in release builds). A manifest can state sizes up to `i64::MAX`.
+    #[test]
+    fn absurd_sizes_saturate_instead_of_overflowing() {
+        let huge = u64::MAX - 1;
+        let s = build(vec![
+            (
+                "r",
+                Some(vec![
+                    tag("a", &[("x", huge), ("y", huge)]),
+                    tag("b", &[("y", huge)]),
+                ]),
+            ),
+            ("s", Some(vec![tag("c", &[("z", 5)])])),
+        ]);
+        assert_eq!(sizes(&s, "r").0, Some(u64::MAX));
+        assert_eq!(sizes(&s, "s"), (Some(5), Some(5), vec![("c".into(), 5, 5)]));
+        assert_eq!((s.totals.size, s.totals.disk_size), (u64::MAX, u64::MAX));
     }
 }

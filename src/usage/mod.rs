@@ -23,7 +23,7 @@ pub mod namespaces;
 pub mod order;
 pub mod report;
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{saturating_sum, Snapshot};
 
 pub use namespaces::Namespace;
 use namespaces::NONE;
@@ -104,11 +104,11 @@ impl Usage {
             .iter()
             .flat_map(|r| r.tags.iter().flatten().map(move |t| r.layers_of(t)))
             .map(|layers| {
-                layers
+                let exclusive = layers
                     .iter()
                     .filter(|&&l| blob_tags[l as usize] == 1)
-                    .map(|&l| sizes[l as usize])
-                    .sum()
+                    .map(|&l| sizes[l as usize]);
+                saturating_sum(exclusive)
             })
             .collect();
 
@@ -127,7 +127,9 @@ impl Usage {
         let mut covering = vec![NONE; sizes.len()];
         let mut blob_repositories = vec![0u32; sizes.len()];
         let mut repositories = vec![RepositoryUsage::default(); repos.len()];
-        let mut dedup = vec![0u64; list.len()];
+        // u128, wrapping: the subtrahends may come before their addends, and the exact
+        // sums (which cannot reach 2^128) saturate to u64 once the walk is done.
+        let mut dedup = vec![0u128; list.len()];
         for (step, &r) in walk.iter().enumerate() {
             let stamp = step as u32 + 1;
             let h = home[r as usize];
@@ -138,16 +140,17 @@ impl Usage {
                 }
                 seen[l] = stamp;
                 let size = sizes[l];
-                repositories[r as usize].deduplicated_size += size;
+                let repo = &mut repositories[r as usize];
+                repo.deduplicated_size = repo.deduplicated_size.saturating_add(size);
                 if h != NONE {
-                    dedup[h as usize] = dedup[h as usize].wrapping_add(size);
+                    dedup[h as usize] = dedup[h as usize].wrapping_add(u128::from(size));
                 }
                 if blob_repositories[l] == 0 {
                     covering[l] = h;
                 } else {
                     let both = namespaces::common(&list, last_home[l], h);
                     if both != NONE {
-                        dedup[both as usize] = dedup[both as usize].wrapping_sub(size);
+                        dedup[both as usize] = dedup[both as usize].wrapping_sub(u128::from(size));
                     }
                     covering[l] = namespaces::common(&list, covering[l], h);
                 }
@@ -165,7 +168,8 @@ impl Usage {
                 if seen[l] != stamp {
                     seen[l] = stamp;
                     if blob_repositories[l] == 1 {
-                        repositories[r].exclusive_size += sizes[l];
+                        let repo = &mut repositories[r];
+                        repo.exclusive_size = repo.exclusive_size.saturating_add(sizes[l]);
                     }
                 }
             }
@@ -174,16 +178,17 @@ impl Usage {
         let mut exclusive = vec![0u64; list.len()];
         for (l, &c) in covering.iter().enumerate() {
             if c != NONE {
-                exclusive[c as usize] += sizes[l];
+                exclusive[c as usize] = exclusive[c as usize].saturating_add(sizes[l]);
             }
         }
         drop(covering);
-        let deduplicated_size = sizes
-            .iter()
-            .zip(blob_tags.iter())
-            .filter(|(_, &n)| n > 0)
-            .map(|(size, _)| size)
-            .sum();
+        let deduplicated_size = saturating_sum(
+            sizes
+                .iter()
+                .zip(blob_tags.iter())
+                .filter(|(_, &n)| n > 0)
+                .map(|(&size, _)| size),
+        );
         drop(sizes);
 
         // Each repository's plain numbers go to its home namespace, then every
@@ -197,18 +202,18 @@ impl Usage {
             n.repository_count += 1;
             match &repo.tags {
                 Some(tags) => {
-                    n.size += repo.size.unwrap_or(0);
-                    n.disk_size += repo.disk_size.unwrap_or(0);
+                    n.size = n.size.saturating_add(repo.size.unwrap_or(0));
+                    n.disk_size = n.disk_size.saturating_add(repo.disk_size.unwrap_or(0));
                     n.tag_count += tags.len() as u64;
                 }
                 None => n.failed_repository_count += 1,
             }
         }
         for (n, ns) in list.iter_mut().enumerate() {
-            ns.deduplicated_size = dedup[n];
             ns.exclusive_size = exclusive[n];
         }
-        let growth = |now: u64, then: Option<u64>| then.map(|t| now as i64 - t as i64);
+        let growth =
+            |now: u64, then: Option<u64>| then.map(|t| crate::history::growth_between(now, t));
         let mut deepest_first: Vec<u32> = (0..list.len() as u32).collect();
         deepest_first.sort_by_key(|&n| std::cmp::Reverse(list[n as usize].depth));
         for &n in &deepest_first {
@@ -221,7 +226,6 @@ impl Usage {
                 [
                     c.size,
                     c.disk_size,
-                    c.deduplicated_size,
                     c.exclusive_size,
                     c.repository_count,
                     c.tag_count,
@@ -229,17 +233,18 @@ impl Usage {
                 ],
             );
             let p = &mut list[parent];
-            p.size += numbers[0];
-            p.disk_size += numbers[1];
-            // Wrapping: the subtrahends of the deduplicated sums may come before their
-            // addends; the final sums are exact.
-            p.deduplicated_size = p.deduplicated_size.wrapping_add(numbers[2]);
-            p.exclusive_size += numbers[3];
-            p.repository_count += numbers[4];
-            p.tag_count += numbers[5];
-            p.failed_repository_count += numbers[6];
+            p.size = p.size.saturating_add(numbers[0]);
+            p.disk_size = p.disk_size.saturating_add(numbers[1]);
+            p.exclusive_size = p.exclusive_size.saturating_add(numbers[2]);
+            p.repository_count += numbers[3];
+            p.tag_count += numbers[4];
+            p.failed_repository_count += numbers[5];
+            dedup[parent] = dedup[parent].wrapping_add(dedup[n as usize]);
         }
         drop(deepest_first);
+        for (ns, d) in list.iter_mut().zip(dedup) {
+            ns.deduplicated_size = u64::try_from(d).unwrap_or(u64::MAX);
+        }
         for ns in list.iter_mut() {
             let then = base(crate::history::Kind::Namespace, &ns.name);
             ns.growth_30d = growth(ns.deduplicated_size, then);
@@ -575,9 +580,10 @@ impl Usage {
             let l = l as usize;
             if in_set[l] == self.blob_tags[l] {
                 let size = snapshot.blobs[l].size;
-                freed.bytes += size;
+                freed.bytes = freed.bytes.saturating_add(size);
                 if owner[l] != MANY {
-                    freed.by_repository[owner[l] as usize - 1] += size;
+                    let own = &mut freed.by_repository[owner[l] as usize - 1];
+                    *own = own.saturating_add(size);
                 }
             }
         }

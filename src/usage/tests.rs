@@ -368,3 +368,36 @@ fn readme_worked_example() {
     assert_eq!(ns(&u, "h")[..4], [80, 30, 80, 30]);
     assert_eq!(u.deduplicated_size(), 1380);
 }
+
+/// Found by fuzzing the snapshot file (fuzz/corpus/snapshot/huge_sizes): sizes near
+/// `u64::MAX` (a file can state any `u64`, a manifest any `i64`) overflowed the sums of
+/// the index (a panic in debug builds, a wrapped small number in release builds). Every
+/// sum saturates at `u64::MAX`; growth saturates at the `i64` bounds.
+#[test]
+fn absurd_sizes_saturate_instead_of_overflowing() {
+    let huge = u64::MAX - 1;
+    let s = build(vec![
+        ("g/a", only(vec![l("x", huge), l("y", huge)])),
+        ("g/b", only(vec![l("y", huge), l("z", 5)])),
+        ("s", only(vec![l("z", 5)])),
+    ]);
+    let u = Usage::of(&s);
+    // g/a: x + y; x is its own, y is shared with g/b.
+    assert_eq!(repo_numbers(&s, &u, "g/a"), (u64::MAX, huge));
+    // g/b: y + z, both shared.
+    assert_eq!(repo_numbers(&s, &u, "g/b"), (u64::MAX, 0));
+    assert_eq!(repo_numbers(&s, &u, "s"), (5, 0));
+    assert_eq!(tag_exclusive(&s, &u, "g/a", "t"), huge);
+    // g holds x, y, z (z shared with s, outside g); x and y only in g.
+    let g = ns(&u, "g");
+    assert_eq!(
+        (g[0], g[1], g[2], g[3]),
+        (u64::MAX, u64::MAX, u64::MAX, u64::MAX)
+    );
+    assert_eq!(u.deduplicated_size(), u64::MAX);
+    let both = [(index(&s, "g/a"), 0), (index(&s, "g/b"), 0)];
+    assert_eq!(u.freed_by(&s, both), u64::MAX);
+    assert_eq!(crate::history::growth_between(u64::MAX, 0), i64::MAX);
+    assert_eq!(crate::history::growth_between(0, u64::MAX), i64::MIN);
+    assert_eq!(crate::history::growth_between(5, 7), -2);
+}

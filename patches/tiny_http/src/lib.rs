@@ -129,6 +129,12 @@ mod ssl;
 mod test;
 mod util;
 
+// PATCHED (gitlab-registry-usage-rest): an entry point for fuzzing the request-head
+// reader (see fuzzing.rs); not part of the API.
+#[cfg(unix)]
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// The main class of this library.
 ///
 /// Destroying this object will immediately close the listening socket and the reading
