@@ -191,6 +191,14 @@ impl RenderCache {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The document for `key` of `generation` if it is kept, without waiting or rendering.
+    pub fn get(&self, generation: u64, key: &Key) -> Option<Rendered> {
+        let state = self.lock();
+        (state.generation == generation)
+            .then(|| state.entries.get(key).cloned())
+            .flatten()
+    }
+
     /// The document for `key` from snapshot `generation`: from the cache, from another
     /// request rendering it right now, or from `render` (and then kept if it fits).
     /// `render` gets the document's length in the previous generation, if it was kept.
@@ -319,14 +327,6 @@ impl RenderCache {
         let older = self.keep(&mut state, generation, key, rendered);
         drop(state);
         drop(older);
-    }
-
-    #[cfg(test)]
-    fn get(&self, generation: u64, key: &Key) -> Option<Rendered> {
-        let state = self.lock();
-        (state.generation == generation)
-            .then(|| state.entries.get(key).cloned())
-            .flatten()
     }
 }
 

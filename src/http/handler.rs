@@ -150,6 +150,35 @@ pub enum Outcome {
     Reply(Reply),
     /// Check these credentials (slow) and answer with [`App::login`].
     Login(LoginRequest),
+    /// Compute this cleanup preview (tens of milliseconds for a whole registry) and
+    /// answer with [`App::preview`], off the threads that answer small requests.
+    Preview(Box<PreviewRequest>),
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Outcome {
+        Outcome::Reply(reply)
+    }
+}
+
+/// A cleanup preview that is not in the render cache yet: everything [`App::preview`]
+/// needs, owned, so another thread can compute it.
+pub struct PreviewRequest {
+    current: Arc<Current>,
+    scope: Scope,
+    in_scope: Vec<usize>,
+    policy: crate::cleanup::Policy,
+    key: Key,
+    if_none_match: Option<String>,
+}
+
+impl std::fmt::Debug for PreviewRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviewRequest")
+            .field("scope", &self.scope.kind())
+            .field("repositories", &self.in_scope.len())
+            .finish()
+    }
 }
 
 /// A login to run on a login thread.
@@ -304,7 +333,7 @@ impl App {
                 dashboard::serve(&self.config.general.server_prefix, &request)
             }
             (Handler::Metrics, Method::Get | Method::Head) => self.metrics_reply(rq, &request),
-            (Handler::Data, Method::Get | Method::Head) => self.api(rq, &request),
+            (Handler::Data, Method::Get | Method::Head) => return self.api(rq, &request),
             _ => Reply::method_not_allowed(allow),
         };
         Outcome::Reply(reply)
@@ -599,19 +628,22 @@ impl App {
         Reply::new(200, JSON, Body::Owned(out))
     }
 
-    fn api(&self, rq: &Incoming<'_>, request: &Request<'_>) -> Reply {
+    fn api(&self, rq: &Incoming<'_>, request: &Request<'_>) -> Outcome {
         if let Some(refused) = self.refuse_token(rq, request.html) {
-            return refused;
+            return refused.into();
         }
         if let Route::History = request.route {
-            return self.history_reply(rq, HistoryKind::Registry, "", request.path);
+            return self
+                .history_reply(rq, HistoryKind::Registry, "", request.path)
+                .into();
         }
         let Some(current) = self.snapshots.get() else {
             return Reply::message(
                 503,
                 "No data yet: the first scan of the registry has not finished",
             )
-            .header("Retry-After", "10");
+            .header("Retry-After", "10")
+            .into();
         };
         let (resolved, collection) = match request.route {
             Route::Api { collection, rest } => (
@@ -623,11 +655,11 @@ impl App {
                 Collection::Repositories,
             ),
             Route::Cleanup => return self.cleanup(rq, request, &current, Scope::Registry),
-            _ => return Reply::not_found(request.path),
+            _ => return Reply::not_found(request.path).into(),
         };
         let resource = match resolved {
             Ok(resource) => resource,
-            Err(NotFound::BadPath(e)) => return Reply::message(400, e.message()),
+            Err(NotFound::BadPath(e)) => return Reply::message(400, e.message()).into(),
             Err(NotFound::Missing(href)) => {
                 // Not a resource of the snapshot: maybe `<name>/history` (a deleted
                 // repository keeps its history until it ages out).
@@ -653,18 +685,18 @@ impl App {
                     _ => {}
                 }
                 if let Some(of) = name.as_deref().and_then(router::history_of) {
-                    return self.history_reply(rq, kind, of, &href);
+                    return self.history_reply(rq, kind, of, &href).into();
                 }
-                return Reply::not_found(&href);
+                return Reply::not_found(&href).into();
             }
         };
         let accepted = resource.sort_keys();
         let options = match &request.options {
             Ok(options) => options,
-            Err(e) => return Reply::message(400, &e.message(accepted)),
+            Err(e) => return Reply::message(400, &e.message(accepted)).into(),
         };
         if let Err(message) = options.list.check(accepted) {
-            return Reply::message(400, &message);
+            return Reply::message(400, &message).into();
         }
         let html = request.html;
         let (body, etag) = self.render(&current, resource, collection, options, html);
@@ -676,31 +708,33 @@ impl App {
                 .headers
                 .push(("Content-Security-Policy", Cow::Borrowed(HTML_CSP)));
         }
-        reply
+        reply.into()
     }
 
     /// A cleanup preview of `scope`: 404 for a scope that covers no repository, 400
-    /// naming a parameter it cannot use, else the document, rendered once per snapshot
-    /// generation, scope and policy (requests asking for the same one meanwhile wait for
-    /// it instead of computing it again).
+    /// naming a parameter it cannot use, else the document, rendered once per generation,
+    /// scope and policy (requests asking for the same one meanwhile wait for it instead
+    /// of computing it again). One repository's is computed here (well under a
+    /// millisecond); a namespace's or the registry's that is not cached yet is handed
+    /// back to run on the server's slow-request threads.
     fn cleanup(
         &self,
         rq: &Incoming<'_>,
         request: &Request<'_>,
-        current: &Current,
+        current: &Arc<Current>,
         scope: Scope,
-    ) -> Reply {
-        let snapshot = &current.snapshot;
-        let Some(in_scope) = scope.repositories(snapshot) else {
-            return Reply::not_found(request.path);
+    ) -> Outcome {
+        let Some(in_scope) = scope.repositories(&current.snapshot) else {
+            return Reply::not_found(request.path).into();
         };
         let policy = match crate::cleanup::policy_of(router::split_target(rq.target).1) {
             Ok(policy) => policy,
-            Err(e) => return Reply::message(400, &e.0),
+            Err(e) => return Reply::message(400, &e.0).into(),
         };
+        let wide = !matches!(scope, Scope::Repository(_));
         let key = Key {
             resource: ResourceKey::Cleanup {
-                wide: !matches!(scope, Scope::Repository(_)),
+                wide,
                 text: cleanup::cache_text(&scope, &policy).into(),
             },
             collection: Collection::Repositories,
@@ -709,26 +743,61 @@ impl App {
             html: false,
             list: Default::default(),
         };
-        let hit = self.cache.get_or_render(snapshot.generation, key, |_| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let mut bytes =
-                cleanup::render(snapshot, &current.usage, &scope, &in_scope, &policy, now);
-            bytes.shrink_to_fit();
-            let etag = ETag::of(&bytes);
-            Rendered {
-                body: Arc::new(bytes),
-                etag,
-            }
-        });
+        let cached = wide && self.cache.get(current.usage.generation(), &key).is_some();
+        let preview = PreviewRequest {
+            current: Arc::clone(current),
+            scope,
+            in_scope,
+            policy,
+            key,
+            if_none_match: request.if_none_match.map(str::to_string),
+        };
+        if wide && !cached {
+            return Outcome::Preview(Box::new(preview));
+        }
+        self.preview(Box::new(preview)).into()
+    }
+
+    /// The answer to a cleanup preview (see [`App::cleanup`]).
+    pub fn preview(&self, p: Box<PreviewRequest>) -> Reply {
+        let current = &p.current;
+        let hit = self
+            .cache
+            .get_or_render(current.usage.generation(), p.key, |_| {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let mut bytes = cleanup::render(
+                    &current.snapshot,
+                    &current.usage,
+                    &p.scope,
+                    &p.in_scope,
+                    &p.policy,
+                    now,
+                );
+                bytes.shrink_to_fit();
+                let etag = ETag::of(&bytes);
+                Rendered {
+                    body: Arc::new(bytes),
+                    etag,
+                }
+            });
         conditional(
-            request.if_none_match,
+            p.if_none_match.as_deref(),
             JSON,
             Body::Shared(hit.body),
             hit.etag,
         )
         .0
+    }
+
+    /// The answer when every slow-request thread is busy with a preview.
+    pub fn previews_busy() -> Reply {
+        Reply::message(
+            503,
+            "Too many cleanup previews are being computed at the moment; try again in a few seconds",
+        )
+        .header("Retry-After", "2")
     }
 
     /// `Tokens::verify`, skipped for a header that passed it recently and has not expired.

@@ -30,13 +30,15 @@ use tiny_http::{Header, Request, Response, Server, StatusCode};
 use crate::auth::limiter::client_key;
 use crate::config::General;
 
-use super::handler::{self, Incoming, LoginRequest, Method, Outcome, Reply};
+use super::handler::{self, Incoming, LoginRequest, Method, Outcome, PreviewRequest, Reply};
 use super::App;
 
-/// Threads that run logins (LDAP round trips, bcrypt). Enough for a burst of people
-/// logging in at once; more would only let a password guesser use more CPU.
+/// Threads that run logins (LDAP round trips, bcrypt) and cleanup previews of a namespace
+/// or the registry (tens of milliseconds each, once per generation and policy), so the
+/// workers keep answering small requests meanwhile. Enough for a burst of people logging
+/// in at once; more would only let a password guesser use more CPU.
 const LOGIN_THREADS: usize = 4;
-/// Logins waiting for a login thread; beyond this the answer is 503 at once.
+/// Logins and previews waiting for a login thread; beyond this the answer is 503 at once.
 const LOGIN_QUEUE: usize = 32;
 /// tiny_http reads a request body up to this size before a worker sees the request;
 /// a larger one is answered 413 and its connection closed, without reading it.
@@ -164,10 +166,16 @@ pub fn listen_nodelay(
     Ok(listener)
 }
 
-/// A login waiting for a login thread, with the request to answer.
+/// Slow work waiting for a login thread, with the request to answer.
+enum Slow {
+    Login(LoginRequest),
+    Preview(Box<PreviewRequest>),
+}
+
+/// A login or a preview waiting for a login thread, with the request to answer.
 struct LoginJob {
     request: Request,
-    login: LoginRequest,
+    work: Slow,
     /// When the request was read, for `http_request_duration_seconds`.
     started: Instant,
 }
@@ -453,23 +461,43 @@ impl Worker {
         };
         match outcome {
             Outcome::Reply(reply) => respond(&self.app, request, reply, started),
-            Outcome::Login(login) => match self.logins.try_send(LoginJob {
-                request,
-                login,
-                started,
-            }) {
-                Ok(()) => {}
-                Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
-                    respond(&self.app, job.request, App::logins_busy(), started);
-                }
-            },
+            Outcome::Login(login) => self.slow(request, Slow::Login(login), started),
+            Outcome::Preview(preview) => self.slow(request, Slow::Preview(preview), started),
+        }
+    }
+
+    /// Queues slow work for a login thread, or answers 503 when the queue is full.
+    fn slow(&self, request: Request, work: Slow, started: Instant) {
+        match self.logins.try_send(LoginJob {
+            request,
+            work,
+            started,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                let busy = match job.work {
+                    Slow::Login(_) => App::logins_busy(),
+                    Slow::Preview(_) => App::previews_busy(),
+                };
+                respond(&self.app, job.request, busy, started);
+            }
         }
     }
 }
 
 fn login_worker(app: &App, jobs: &Receiver<LoginJob>) {
     for job in jobs.iter() {
-        let reply = app.login(job.login);
+        // A bug in the work must not take the thread away; the dropped request is
+        // answered 500 by tiny_http.
+        let work = job.work;
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
+            Slow::Login(login) => app.login(login),
+            Slow::Preview(preview) => app.preview(preview),
+        }));
+        let Ok(reply) = reply else {
+            crate::log!(error, "a login or cleanup preview panicked");
+            continue;
+        };
         respond(app, job.request, reply, job.started);
     }
 }

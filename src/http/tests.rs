@@ -122,6 +122,8 @@ impl Fixture {
         };
         match self.app.handle(&rq) {
             Outcome::Reply(reply) => reply,
+            // What the server's slow-request thread does with it.
+            Outcome::Preview(preview) => self.app.preview(preview),
             Outcome::Login(_) => panic!("{target} is not a login"),
         }
     }
@@ -246,7 +248,7 @@ fn unknown_namespaces_are_404_like_repositories() {
     };
     match f.app.handle(&rq) {
         Outcome::Reply(r) => assert_eq!(r.status, 401),
-        Outcome::Login(_) => panic!("not a login"),
+        _ => panic!("not a login or a preview"),
     }
 }
 
@@ -450,7 +452,7 @@ fn namespace_routes_have_etags_methods_and_the_token_check() {
     };
     let status = |rq: Incoming<'_>| match f.app.handle(&rq) {
         Outcome::Reply(r) => (r.status, r.headers),
-        Outcome::Login(_) => panic!("not a login"),
+        _ => panic!("not a login or a preview"),
     };
     let (code, _) = status(request(
         Method::Get,
@@ -468,4 +470,43 @@ fn namespace_routes_have_etags_methods_and_the_token_check() {
         status(request(Method::Options, "/namespaces/g", None)).0,
         204
     );
+}
+
+/// Every cached document of one generation is kept under the index's generation: a
+/// cleanup preview keyed by the snapshot's (older) number was never kept once another
+/// document had been rendered, and was computed again on every request.
+#[test]
+fn a_cleanup_preview_is_rendered_once_per_generation_beside_other_documents() {
+    let f = fixture();
+    f.reply("/repositories?sort=-exclusive_size&limit=20&embed=1", None);
+    let target = "/cleanup?name_regex=.*&keep_n=0";
+    let get = |target| Incoming {
+        method: Method::Get,
+        target,
+        authorization: Some(&f.bearer),
+        accept: None,
+        if_none_match: None,
+        forwarded_for: None,
+        peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    // Not computed on the worker: handed back for a slow-request thread, until cached.
+    assert!(matches!(f.app.handle(&get(target)), Outcome::Preview(_)));
+    assert!(matches!(
+        f.app.handle(&get("/namespaces/g/cleanup?name_regex=.*")),
+        Outcome::Preview(_)
+    ));
+    // One repository's is answered at once.
+    assert!(matches!(
+        f.app.handle(&get("/repositories/g%2Fa/cleanup?name_regex=.*")),
+        Outcome::Reply(r) if r.status == 200
+    ));
+    let a = f.reply(target, None);
+    assert!(matches!(f.app.handle(&get(target)), Outcome::Reply(r) if r.status == 200));
+    let b = f.reply(target, None);
+    match (&a.body, &b.body) {
+        (super::cache::Body::Shared(x), super::cache::Body::Shared(y)) => {
+            assert!(Arc::ptr_eq(x, y), "the second answer was rendered again")
+        }
+        _ => panic!("a cleanup preview is a cached document"),
+    }
 }
