@@ -241,6 +241,18 @@ fn pack<T>(
     (out, layers.into_boxed_slice())
 }
 
+/// A tag before `Builder::finish` has computed its sizes.
+fn unsized_tag(name: Arc<str>, digest: Option<Digest>, layers: Span, created: Option<i64>) -> Tag {
+    Tag {
+        name,
+        digest,
+        layers,
+        size: 0,
+        disk_size: 0,
+        created,
+    }
+}
+
 /// A tag's span after appending its (sorted, distinct) layer indices to `layers`.
 fn append(layers: &mut Vec<u32>, ids: &[u32]) -> Span {
     let span = Span {
@@ -396,13 +408,13 @@ impl<'p> Builder<'p> {
             pack(
                 tags,
                 |t| &t.name,
-                |t, layers| Tag {
-                    name: names.get(&t.name),
-                    digest: t.digest,
-                    layers: append(layers, &t.layers),
-                    size: 0,
-                    disk_size: 0,
-                    created: t.created,
+                |t, layers| {
+                    unsized_tag(
+                        names.get(&t.name),
+                        t.digest,
+                        append(layers, &t.layers),
+                        t.created,
+                    )
                 },
             )
         });
@@ -1013,14 +1025,12 @@ fn repository_from(r: RepositoryIn, names: &mut Names) -> Repository {
                 |mut t, layers| {
                     t.layers.sort_unstable();
                     t.layers.dedup();
-                    Tag {
-                        name: names.get(&t.name),
-                        digest: t.digest,
-                        layers: append(layers, &t.layers),
-                        size: 0,
-                        disk_size: 0,
-                        created: t.created,
-                    }
+                    unsized_tag(
+                        names.get(&t.name),
+                        t.digest,
+                        append(layers, &t.layers),
+                        t.created,
+                    )
                 },
             );
             (Some(tags), layers)
