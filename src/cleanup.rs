@@ -77,10 +77,16 @@ fn compile(param: &str, pattern: &str) -> Result<Regex, PolicyError> {
             pattern.len()
         )));
     }
-    regex::RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
-        .size_limit(COMPILED_LIMIT)
-        .dfa_size_limit(COMPILED_LIMIT)
-        .build()
+    let build = |pattern: &str| {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(COMPILED_LIMIT)
+            .dfa_size_limit(COMPILED_LIMIT)
+            .build()
+    };
+    // The pattern alone first: one with an unbalanced `)` (`a)|(b`) would close the
+    // anchoring group and match names that only start with `a`.
+    build(pattern)
+        .and_then(|_| build(&format!(r"\A(?:{pattern})\z")))
         .map_err(|e| {
             let why = match e {
                 regex::Error::CompiledTooBig(_) => "it compiles to a too large program".into(),

@@ -71,6 +71,7 @@ pub const TARGETS: &[Target] = targets![
     htpasswd,
     percent,
     digest,
+    cleanup,
     http_head,
 ];
 
@@ -1175,6 +1176,201 @@ pub fn digest(data: &[u8]) {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     });
     assert_eq!(matches!(d, Digest::Sha256(_)), canonical, "{s:?}");
+}
+
+// ---- cleanup preview: the policy query, image dates, the verdict --------------------------
+
+/// The cleanup-preview query and what it is applied to. Input: `query \n date \n tag...`.
+/// The query's policy is refused with a message that starts with the parameter at fault,
+/// or parsed so that its canonical text means what the query says (blank = not given, the
+/// first occurrence counts, `name_regex_delete` before `name_regex`). The date line is an
+/// image config's `created` (`config_created` of a JSON document holding it): one that
+/// parses is written back in UTC and parses to the same second, the same as read directly.
+/// The verdict on the tag lines (sorted, distinct; `created` derived from each name's
+/// bytes so that ties and missing dates are common) at a `now` taken from the input is what
+/// a slow oracle following GitLab's rules gives, and every tag is judged exactly once.
+pub fn cleanup(data: &[u8]) {
+    let text = text(data);
+    let mut lines = text.split('\n');
+    let query = lines.next().unwrap_or("");
+    let date = lines.next().unwrap_or("");
+    check_date(date);
+    let _ = crate::cleanup::scope_of(query);
+    let policy = match crate::cleanup::policy_of(query) {
+        Ok(policy) => policy,
+        Err(e) => {
+            assert!(
+                ["name_regex", "name_regex_keep", "keep_n", "older_than"]
+                    .iter()
+                    .any(|p| e.0.starts_with(&format!("{p} "))),
+                "{e}"
+            );
+            return;
+        }
+    };
+    check_policy_text(query, &policy);
+    let mut names: Vec<&str> = lines.collect();
+    names.sort_unstable();
+    names.dedup();
+    let seed = data
+        .iter()
+        .fold(0u64, |h, &b| h.rotate_left(5) ^ u64::from(b));
+    let now = 1_000 + (seed % 64) as i64 * 100;
+    let tags: Vec<crate::snapshot::Tag> = names
+        .iter()
+        .map(|name| {
+            let h = name
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31) ^ u32::from(b));
+            crate::snapshot::Tag {
+                name: (*name).into(),
+                digest: None,
+                layers: Default::default(),
+                size: 0,
+                disk_size: 0,
+                // Every fourth without a date; the others on a coarse grid around `now`.
+                created: (h % 4 != 0).then(|| i64::from(h % 32) * 100),
+            }
+        })
+        .collect();
+    let (deleted, kept) = crate::cleanup::judge(&tags, &policy, now);
+    let (want_deleted, want_kept) = judge_slowly(&tags, &policy, now);
+    assert_eq!(deleted, want_deleted, "deleted, newest first");
+    let kept: Vec<(u32, &str)> = kept.into_iter().map(|(i, r)| (i, r.as_str())).collect();
+    assert_eq!(kept, want_kept, "kept, in name order, with reasons");
+}
+
+/// An image config's `created`: parsed as RFC 3339 or not at all, and the same whether
+/// read directly or out of a config document.
+fn check_date(date: &str) {
+    let direct = crate::rfc3339::parse(date);
+    let document = serde_json::json!({ "created": date }).to_string();
+    assert_eq!(
+        manifest::config_created(document.as_bytes()),
+        direct,
+        "{date:?}"
+    );
+    if let Some(seconds) = direct {
+        let written = crate::rfc3339::format(seconds);
+        assert_eq!(
+            crate::rfc3339::parse(&written),
+            Some(seconds),
+            "{date:?} {written}"
+        );
+        assert_eq!(written.len(), 20, "{written}");
+        // Only the fraction, the offset and a leap second (the second after it) may
+        // differ: a date in UTC without them comes back as it was written.
+        if date.len() == 20 && date.ends_with(['Z', 'z']) && !date[17..].starts_with("60") {
+            assert!(
+                written.eq_ignore_ascii_case(&date.replace([' ', 't'], "T")),
+                "{date:?} {written}"
+            );
+        }
+    }
+}
+
+/// The policy's canonical text holds what the query says.
+fn check_policy_text(query: &str, policy: &crate::cleanup::Policy) {
+    let pairs = crate::cleanup::query_pairs(query);
+    let first = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
+            .filter(|v| !v.is_empty())
+    };
+    let text = &policy.text;
+    let delete = first("name_regex_delete").or(first("name_regex"));
+    assert_eq!(text.name_regex.as_deref(), delete);
+    assert_eq!(policy.delete.is_some(), delete.is_some());
+    assert_eq!(text.name_regex_keep.as_deref(), first("name_regex_keep"));
+    assert_eq!(policy.keep.is_some(), text.name_regex_keep.is_some());
+    assert_eq!(text.older_than.as_deref(), first("older_than"));
+    assert_eq!(
+        policy.older_than,
+        text.older_than
+            .as_deref()
+            .map(|t| crate::cleanup::parse_older_than(t).expect("a duration"))
+    );
+    assert!(policy.older_than.unwrap_or(0) >= 0);
+    let keep_n = pairs
+        .iter()
+        .find(|(k, _)| k == "keep_n")
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty());
+    assert_eq!(
+        text.keep_n,
+        keep_n.map(|v| v.parse::<u64>().expect("a count"))
+    );
+    assert_eq!(policy.keep_n, text.keep_n);
+}
+
+/// GitLab's rules as the module documents them, written the slow way: the deleted tags
+/// newest first (ties by name), the kept ones in name order with their reason.
+fn judge_slowly(
+    tags: &[crate::snapshot::Tag],
+    policy: &crate::cleanup::Policy,
+    now: i64,
+) -> (Vec<u32>, Vec<(u32, &'static str)>) {
+    // The pattern as given, unanchored: what an anchored match matches, it finds too.
+    let loose = |r: &Option<regex::Regex>| {
+        r.as_ref().map(|r| {
+            let inner = &r.as_str()[r"\A(?:".len()..r.as_str().len() - r")\z".len()];
+            regex::Regex::new(inner).expect("compiled once already")
+        })
+    };
+    let (loose_delete, loose_keep) = (loose(&policy.delete), loose(&policy.keep));
+    let whole = |r: &Option<regex::Regex>, loose: &Option<regex::Regex>, name: &str| {
+        let anchored = r.as_ref().is_some_and(|r| r.is_match(name));
+        if anchored {
+            assert!(loose.as_ref().is_some_and(|l| l.is_match(name)), "{name:?}");
+        }
+        anchored
+    };
+    let mut reasons: Vec<Option<&'static str>> = vec![None; tags.len()];
+    let mut candidates = Vec::new();
+    for (i, tag) in tags.iter().enumerate() {
+        let name: &str = &tag.name;
+        reasons[i] = if name == "latest" {
+            Some("latest")
+        } else if !whole(&policy.delete, &loose_delete, name) {
+            Some("not_matched")
+        } else if whole(&policy.keep, &loose_keep, name) {
+            Some("keep_regex")
+        } else {
+            candidates.push(i);
+            None
+        };
+    }
+    // Stable: equal dates stay in name order.
+    candidates.sort_by(|&a, &b| {
+        let date = |i: usize| tags[i].created.unwrap_or(now);
+        date(b).cmp(&date(a))
+    });
+    let mut deleted = Vec::new();
+    for (rank, &i) in candidates.iter().enumerate() {
+        let reason = if (rank as u64) < policy.keep_n.unwrap_or(0) {
+            Some("keep_n")
+        } else {
+            match (policy.older_than, tags[i].created) {
+                (None, _) => None,
+                (Some(_), None) => Some("no_date"),
+                (Some(age), Some(created)) => {
+                    (created >= now.saturating_sub(age)).then_some("too_new")
+                }
+            }
+        };
+        reasons[i] = reason;
+        if reason.is_none() {
+            deleted.push(i as u32);
+        }
+    }
+    let kept = reasons
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|r| (i as u32, r)))
+        .collect();
+    (deleted, kept)
 }
 
 // ---- the request-head reader of the vendored tiny_http ------------------------------------

@@ -4,7 +4,8 @@
 //! Accepted: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, `t`/space for `T` and `z` for
 //! `Z` (RFC 3339 §5.6 allows both), any number of fractional digits (Go writes up to 9;
 //! they are truncated to whole seconds). Leap seconds (`:60`) count as the second after.
-//! Years are 0000–9999, so the result is always within `i64`. Fake dates are kept as
+//! Years are 0000–9999, also in UTC (an offset that moves the instant
+//! out of them is refused), so the result is within `i64` and [`format`] writes it back. Fake dates are kept as
 //! they are: 1970-01-01 (ko, reproducible builds) and 1980-01-01 or earlier (Jib's "48
 //! years ago") are valid timestamps and come back unchanged.
 
@@ -66,8 +67,15 @@ pub fn parse(text: &str) -> Option<i64> {
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60)
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60;
+    // The offset can move the instant out of the years 0000-9999 in UTC, which `format`
+    // could not write back as RFC 3339 ("10000-01-01…", "-001-12-31…").
+    (FIRST..=LAST).contains(&seconds).then_some(seconds)
 }
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the instants [`format`] can write.
+const FIRST: i64 = -62_167_219_200;
+const LAST: i64 = 253_402_300_799;
 
 /// Unix seconds as RFC 3339 in UTC (`1970-01-01T00:00:00Z`), for answers and tables.
 pub fn format(seconds: i64) -> String {
@@ -161,6 +169,18 @@ mod tests {
         for &(text, want) in table {
             assert_eq!(parse(text), Some(want), "{text}");
         }
+    }
+
+    /// Found by the `cleanup` fuzz target's check: the API wrote these back as
+    /// `10000-01-01T23:58:59Z` and `-001-12-31T23:00:00Z`, which are not RFC 3339.
+    #[test]
+    fn offsets_that_leave_the_years_0000_to_9999_are_refused() {
+        assert_eq!(parse("9999-12-31T23:59:59-23:59"), None);
+        assert_eq!(parse("0000-01-01T00:00:00+01:00"), None);
+        assert_eq!(parse("9999-12-31T23:59:59-00:00"), Some(LAST));
+        assert_eq!(parse("0000-01-01T01:00:00+01:00"), Some(FIRST));
+        assert_eq!(format(FIRST), "0000-01-01T00:00:00Z");
+        assert_eq!(format(LAST), "9999-12-31T23:59:59Z");
     }
 
     #[test]

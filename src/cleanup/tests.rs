@@ -227,6 +227,26 @@ fn fake_dates_are_dates() {
     assert_eq!(d, ["jib", "ko"]);
 }
 
+/// Found by the `cleanup` fuzz target: `a)|(b` closed the group the pattern is anchored
+/// in (`\A(?:a)|(b)\z`) and matched every name that starts with `a`.
+#[test]
+fn a_pattern_cannot_escape_its_anchors() {
+    for pattern in ["a)|(b", "a)|(?:.*", "x)(y"] {
+        let e = Policy::from_params([("name_regex", pattern)])
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with(&format!(
+                "name_regex {pattern:?} is not a regular expression"
+            )),
+            "{e}"
+        );
+    }
+    let tags = [tag("a1", Some(DAY)), tag("ab", Some(DAY))];
+    let (d, _) = verdict(&tags, &policy(&[("name_regex", "(a)|(b)")]), 100 * DAY);
+    assert!(d.is_empty(), "{d:?}");
+}
+
 #[test]
 fn bad_parameters_are_named() {
     let err = |pairs: &[(&str, &str)]| Policy::from_params(pairs.iter().copied()).unwrap_err().0;

@@ -391,9 +391,13 @@ pub fn markdown_table() -> String {
 /// The name in `candidates` closest to `word` (at most 2 edits, or 3 for long names),
 /// for "did you mean" hints.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = if word.chars().count() > 12 { 3 } else { 2 };
+    let length = word.chars().count();
+    let limit = if length > 12 { 3 } else { 2 };
     candidates
         .into_iter()
+        // The distance is at least the difference in length: a long misspelling (a whole
+        // line pasted as a key) is compared with no name, not with every one.
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (edit_distance(word, c), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, c)| (d, c))
