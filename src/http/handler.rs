@@ -5,6 +5,10 @@
 //! handed back as [`Outcome::Login`] so that the server runs it on the login threads: an
 //! LDAP round trip or a bcrypt run takes far longer than any other request, and must not
 //! hold up the workers that serve the data.
+//!
+//! On a connection's own thread ([`Place::Connection`]) it answers only what takes
+//! microseconds (a document already in the render cache, `/health`, refusals, the
+//! dashboard's assets) and gives everything else back as [`Outcome::Pool`], for a worker.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -144,10 +148,22 @@ impl Reply {
     }
 }
 
+/// Which thread is answering a request (see [`App::handle_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The thread that read it from its connection: only answers that cost microseconds.
+    Connection,
+    /// A worker of the pool: anything.
+    Worker,
+}
+
 /// What to do with a request.
 #[derive(Debug)]
 pub enum Outcome {
     Reply(Reply),
+    /// Hand it to a worker: on the connection's thread it would take too long (a
+    /// document to render, a login, a cleanup preview, `/metrics`, a history series).
+    Pool,
     /// Check these credentials (slow) and answer with [`App::login`].
     Login(LoginRequest),
     /// Compute this cleanup preview (tens of milliseconds for a whole registry) and
@@ -309,8 +325,14 @@ fn handler_of(route: &Route<'_>) -> (Handler, &'static str) {
 }
 
 impl App {
-    /// Answers a request, or hands a login back to be run elsewhere.
+    /// Answers a request on a worker, or hands a login back to be run elsewhere.
     pub fn handle(&self, rq: &Incoming<'_>) -> Outcome {
+        self.handle_at(rq, Place::Worker)
+    }
+
+    /// Answers a request at `place`: on a connection's thread, whatever costs more than
+    /// a cache lookup is [`Outcome::Pool`].
+    pub fn handle_at(&self, rq: &Incoming<'_>, place: Place) -> Outcome {
         if rq.target.len() > MAX_TARGET {
             return Outcome::Reply(Reply::message(414, "The request URL is too long"));
         }
@@ -322,6 +344,14 @@ impl App {
         );
         let cors = !self.config.general.cors_origin.is_empty();
         let (handler, allow) = handler_of(&request.route);
+        let slow = matches!(
+            (handler, rq.method),
+            (Handler::Login, Method::Get | Method::Head | Method::Post)
+                | (Handler::Metrics, Method::Get | Method::Head)
+        );
+        if slow && place == Place::Connection {
+            return Outcome::Pool;
+        }
         let reply = match (handler, rq.method) {
             (_, Method::Options) => Reply::preflight(allow, cors),
             (Handler::Login, Method::Get | Method::Head | Method::Post) => {
@@ -333,7 +363,7 @@ impl App {
                 dashboard::serve(&self.config.general.server_prefix, &request)
             }
             (Handler::Metrics, Method::Get | Method::Head) => self.metrics_reply(rq, &request),
-            (Handler::Data, Method::Get | Method::Head) => return self.api(rq, &request),
+            (Handler::Data, Method::Get | Method::Head) => return self.api(rq, &request, place),
             _ => Reply::method_not_allowed(allow),
         };
         Outcome::Reply(reply)
@@ -628,11 +658,15 @@ impl App {
         Reply::new(200, JSON, Body::Owned(out))
     }
 
-    fn api(&self, rq: &Incoming<'_>, request: &Request<'_>) -> Outcome {
+    fn api(&self, rq: &Incoming<'_>, request: &Request<'_>, place: Place) -> Outcome {
         if let Some(refused) = self.refuse_token(rq, request.html) {
             return refused.into();
         }
+        let worker = place == Place::Worker;
         if let Route::History = request.route {
+            if !worker {
+                return Outcome::Pool;
+            }
             return self
                 .history_reply(rq, HistoryKind::Registry, "", request.path)
                 .into();
@@ -654,6 +688,7 @@ impl App {
                 router::resolve_namespace(&current.usage, &self.bases[2], rest),
                 Collection::Repositories,
             ),
+            Route::Cleanup if !worker => return Outcome::Pool,
             Route::Cleanup => return self.cleanup(rq, request, &current, Scope::Registry),
             _ => return Reply::not_found(request.path).into(),
         };
@@ -672,6 +707,10 @@ impl App {
                     _ => (HistoryKind::Registry, None),
                 };
                 let name = rest.and_then(|r| crate::percent::decode_path(r).ok());
+                if !worker && name.is_some() {
+                    // maybe a history series or a cleanup preview
+                    return Outcome::Pool;
+                }
                 let cleanup_scope = name.as_deref().and_then(router::cleanup_of);
                 match (kind, cleanup_scope) {
                     (HistoryKind::Repository, Some(of)) => {
@@ -699,7 +738,10 @@ impl App {
             return Reply::message(400, &message).into();
         }
         let html = request.html;
-        let (body, etag) = self.render(&current, resource, collection, options, html);
+        let Some((body, etag)) = self.render(&current, resource, collection, options, html, place)
+        else {
+            return Outcome::Pool;
+        };
         let content_type = if html { HTML } else { HAL_JSON };
         let (mut reply, fresh) = conditional(request.if_none_match, content_type, body, etag);
         reply.headers.push(("Vary", Cow::Borrowed("Accept")));
@@ -820,7 +862,8 @@ impl App {
         collection: Collection,
         options: &Options,
         html: bool,
-    ) -> (Body, ETag) {
+        place: Place,
+    ) -> Option<(Body, ETag)> {
         let numbers = Numbers {
             snapshot: &current.snapshot,
             usage: &current.usage,
@@ -842,7 +885,20 @@ impl App {
             let etag = ETag::of(&bytes);
             (bytes, etag)
         };
-        match cache_key(resource, collection, options, html) {
+        let key = cache_key(resource, collection, options, html);
+        if place == Place::Connection {
+            // What is cached, and one repository's or tag's own fields (a few hundred
+            // bytes, never cached): any other rendering is a worker's job.
+            match (&key, resource) {
+                (Some(key), _) => {
+                    let hit = self.cache.get(current.usage.generation(), key)?;
+                    return Some((Body::Shared(hit.body), hit.etag));
+                }
+                (None, Resource::Repository(_) | Resource::Tag(..)) => {}
+                (None, _) => return None,
+            }
+        }
+        Some(match key {
             Some(key) => {
                 let hit = self
                     .cache
@@ -866,7 +922,7 @@ impl App {
                 let (bytes, etag) = render(256);
                 (Body::Owned(bytes), etag)
             }
-        }
+        })
     }
 
     /// How `resource` is shown: the usage fields only under `/namespaces` or when a list

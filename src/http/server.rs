@@ -1,5 +1,7 @@
 //! The HTTP server: tiny_http, `worker_threads` threads sharing one `Server` and each
-//! calling `recv()`, plus a few login threads fed through a bounded queue.
+//! calling `recv()`, plus a few login threads fed through a bounded queue. Each
+//! connection's own thread first offers its request to [`front`], which answers what
+//! costs no more than a cache lookup and hands the rest to the workers.
 //!
 //! No client holds more than its share: tiny_http (patched, see patches/README.md) serves
 //! each connection within the `[general]` limits (`request_header_timeout`,
@@ -30,7 +32,7 @@ use tiny_http::{Header, Request, Response, Server, StatusCode};
 use crate::auth::limiter::client_key;
 use crate::config::General;
 
-use super::handler::{self, Incoming, LoginRequest, Method, Outcome, PreviewRequest, Reply};
+use super::handler::{self, Incoming, LoginRequest, Method, Outcome, Place, PreviewRequest, Reply};
 use super::App;
 
 /// Threads that run logins (LDAP round trips, bcrypt) and cleanup previews of a namespace
@@ -130,13 +132,90 @@ fn bind(
     addr: SocketAddr,
     ssl: Option<tiny_http::SslConfig>,
     limits: tiny_http::Limits,
+    front: tiny_http::Front,
 ) -> Result<Server, String> {
     let listener = listen_nodelay(addr).map_err(|e| e.to_string())?;
     // tiny_http's rustls set-up panics on some malformed keys instead of returning an
     // error; with `panic = "unwind"` this turns it into one.
-    std::panic::catch_unwind(move || Server::from_listener_with_limits(listener, ssl, limits))
-        .map_err(|_| "the TLS certificate or key could not be loaded".to_string())?
-        .map_err(|e| e.to_string())
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        Server::from_listener_with_front(listener, ssl, limits, Some(front))
+    }))
+    .map_err(|_| "the TLS certificate or key could not be loaded".to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// What a connection's thread does with each request it read (tiny_http's `front`):
+/// answers it when that costs microseconds, and gives it back for the workers otherwise
+/// (see [`Place::Connection`]). A small request answered here costs no hand-over to a
+/// worker and back, two thread wake-ups.
+fn front(app: &App, request: Request) -> Option<Request> {
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve(app, request, Place::Connection)
+    }));
+    match served {
+        Ok(Served::Answered) => None,
+        Ok(Served::Pool(request)) => Some(request),
+        // Slow work never comes back from a connection's thread; if it did, the workers
+        // redo the (cheap) part that found it.
+        Ok(Served::Slow(job)) => Some(job.request),
+        Err(_) => {
+            crate::log!(error, "a request handler panicked");
+            None
+        }
+    }
+}
+
+/// What became of a request a thread served.
+enum Served {
+    Answered,
+    /// For a worker (see [`Outcome::Pool`]).
+    Pool(Request),
+    /// For a login thread.
+    Slow(LoginJob),
+}
+
+/// Answers `request` at `place`, or says who should.
+fn serve(app: &App, request: Request, place: Place) -> Served {
+    let started = Instant::now();
+    if request.body_length().is_some_and(|n| n > IGNORED_BODY) {
+        // already read by tiny_http (at most MAX_BODY): nothing to wait for
+        respond(
+            app,
+            request,
+            Reply::message(413, "This API takes no request body"),
+            started,
+        );
+        return Served::Answered;
+    }
+    let outcome = {
+        let incoming = incoming(&request);
+        let outcome = app.handle_at(&incoming, place);
+        if let (true, Outcome::Reply(reply)) = (crate::log::debug_enabled(), &outcome) {
+            crate::log!(
+                debug,
+                "request",
+                method = request.method(),
+                path = incoming.target.split('?').next().unwrap_or(""),
+                status = reply.status,
+                micros = started.elapsed().as_micros()
+            );
+        }
+        outcome
+    };
+    let work = match outcome {
+        Outcome::Reply(reply) => {
+            respond(app, request, reply, started);
+            return Served::Answered;
+        }
+        Outcome::Pool => return Served::Pool(request),
+        Outcome::Login(login) => Slow::Login(login),
+        Outcome::Preview(preview) => Slow::Preview(preview),
+    };
+    Served::Slow(LoginJob {
+        request,
+        work,
+        started,
+    })
 }
 
 /// A listening socket whose accepted connections have TCP_NODELAY (Linux copies the
@@ -228,8 +307,10 @@ pub fn start(app: Arc<App>) -> Result<Running, String> {
     };
     let mut last_error = format!("[general] socket_host = {host:?} resolves to no address");
     let mut bound = None;
+    let front_app = Arc::clone(&app);
+    let front: tiny_http::Front = Arc::new(move |request| front(&front_app, request));
     for addr in addrs {
-        match bind(addr, ssl.clone(), limits(general)) {
+        match bind(addr, ssl.clone(), limits(general), Arc::clone(&front)) {
             Ok(server) => {
                 bound = Some(server);
                 break;
@@ -433,53 +514,32 @@ impl Worker {
     }
 
     fn serve(&self, request: Request) {
-        let started = Instant::now();
-        if request.body_length().is_some_and(|n| n > IGNORED_BODY) {
-            // already read by tiny_http (at most MAX_BODY): nothing to wait for
-            respond(
-                &self.app,
-                request,
-                Reply::message(413, "This API takes no request body"),
-                started,
-            );
-            return;
-        }
-        let outcome = {
-            let incoming = incoming(&request);
-            let outcome = self.app.handle(&incoming);
-            if let (true, Outcome::Reply(reply)) = (crate::log::debug_enabled(), &outcome) {
-                crate::log!(
-                    debug,
-                    "request",
-                    method = request.method(),
-                    path = incoming.target.split('?').next().unwrap_or(""),
-                    status = reply.status,
-                    micros = started.elapsed().as_micros()
+        match serve(&self.app, request, Place::Worker) {
+            Served::Answered => {}
+            Served::Slow(job) => self.slow(job),
+            Served::Pool(request) => {
+                // A worker answers everything; if not, say so rather than hang.
+                crate::log!(error, "a worker was told to hand a request to the workers");
+                respond(
+                    &self.app,
+                    request,
+                    Reply::message(500, "Internal error"),
+                    Instant::now(),
                 );
             }
-            outcome
-        };
-        match outcome {
-            Outcome::Reply(reply) => respond(&self.app, request, reply, started),
-            Outcome::Login(login) => self.slow(request, Slow::Login(login), started),
-            Outcome::Preview(preview) => self.slow(request, Slow::Preview(preview), started),
         }
     }
 
     /// Queues slow work for a login thread, or answers 503 when the queue is full.
-    fn slow(&self, request: Request, work: Slow, started: Instant) {
-        match self.logins.try_send(LoginJob {
-            request,
-            work,
-            started,
-        }) {
+    fn slow(&self, job: LoginJob) {
+        match self.logins.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                 let busy = match job.work {
                     Slow::Login(_) => App::logins_busy(),
                     Slow::Preview(_) => App::previews_busy(),
                 };
-                respond(&self.app, job.request, busy, started);
+                respond(&self.app, job.request, busy, job.started);
             }
         }
     }

@@ -125,6 +125,7 @@ impl Fixture {
             // What the server's slow-request thread does with it.
             Outcome::Preview(preview) => self.app.preview(preview),
             Outcome::Login(_) => panic!("{target} is not a login"),
+            Outcome::Pool => panic!("a worker answers everything"),
         }
     }
 
@@ -508,5 +509,59 @@ fn a_cleanup_preview_is_rendered_once_per_generation_beside_other_documents() {
             assert!(Arc::ptr_eq(x, y), "the second answer was rendered again")
         }
         _ => panic!("a cleanup preview is a cached document"),
+    }
+}
+
+/// A connection's thread answers only what costs a cache lookup: a document the workers
+/// have not rendered yet, a login, `/metrics`, history and cleanup previews are handed
+/// to the workers; the same document once rendered is answered there with the workers'
+/// bytes; refusals and `/health` need no worker.
+#[test]
+fn the_connection_thread_answers_only_what_is_cached_or_cheap() {
+    let f = fixture();
+    let at = |target: &'static str, authorization: Option<&'static str>| {
+        let rq = Incoming {
+            method: Method::Get,
+            target,
+            authorization,
+            accept: None,
+            if_none_match: None,
+            forwarded_for: None,
+            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        f.app.handle_at(&rq, super::handler::Place::Connection)
+    };
+    let bearer: &'static str = Box::leak(f.bearer.clone().into_boxed_str());
+    let document = "/repositories/g%2Fa?embed=true";
+    assert!(matches!(at(document, Some(bearer)), Outcome::Pool));
+    for slow in [
+        "/auth_token",
+        "/metrics",
+        "/history",
+        "/repositories/g%2Fa/history",
+        "/cleanup?name_regex=.*",
+        "/repositories/g%2Fa/cleanup?name_regex=.*",
+    ] {
+        assert!(matches!(at(slow, Some(bearer)), Outcome::Pool), "{slow}");
+    }
+    // Nothing about the data before the token: the same 401 whether cached or not.
+    assert!(matches!(at(document, None), Outcome::Reply(r) if r.status == 401));
+    assert!(matches!(at("/health", None), Outcome::Reply(r) if r.status == 200));
+    // One repository's or tag's own fields cost what a cache lookup does.
+    for small in ["/repositories/g%2Fa", "/repositories/g%2Fa/tags/v1"] {
+        assert!(
+            matches!(at(small, Some(bearer)), Outcome::Reply(r) if r.status == 200),
+            "{small}"
+        );
+    }
+    assert!(matches!(at("/repositories", Some(bearer)), Outcome::Pool));
+    let rendered = f.reply(document, None);
+    assert_eq!(rendered.status, 200);
+    match (at(document, Some(bearer)), &rendered.body) {
+        (Outcome::Reply(r), super::cache::Body::Shared(worker)) => match &r.body {
+            super::cache::Body::Shared(here) => assert!(Arc::ptr_eq(here, worker)),
+            _ => panic!("not the cached document"),
+        },
+        _ => panic!("a cached document is answered on the connection's thread"),
     }
 }

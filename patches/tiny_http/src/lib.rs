@@ -135,6 +135,11 @@ mod util;
 #[doc(hidden)]
 pub mod fuzzing;
 
+/// PATCHED (gitlab-registry-usage-rest): what `Server::from_listener_with_front` offers
+/// each request to on its connection's thread: `None` when it answered it, else the
+/// request back, to be queued for `recv()`.
+pub type Front = Arc<dyn Fn(Request) -> Option<Request> + Send + Sync>;
+
 /// The main class of this library.
 ///
 /// Destroying this object will immediately close the listening socket and the reading
@@ -277,6 +282,21 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
         limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_front(listener, ssl_config, limits, None)
+    }
+
+    /// PATCHED (gitlab-registry-usage-rest): `from_listener_with_limits`, and each
+    /// request is first offered to `front` on its connection's own thread. `front` answers
+    /// it there (returning `None`) or gives it back, and then it is queued for `recv()`
+    /// as usual. What `front` answers costs no hand-over to another thread and back: it
+    /// is for requests answered in microseconds (the connection reads its next request
+    /// only after `front` returns).
+    pub fn from_listener_with_front<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+        front: Option<Front>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         let limits = Arc::new(limits);
@@ -427,12 +447,21 @@ impl Server {
                     );
 
                     let messages = inside_messages.clone();
+                    let front = front.clone();
                     let mut task = Some((client, slot));
                     let spawned = tasks_pool.spawn(Box::new(move || {
                         if let Some((client, _slot)) = task.take() {
                             // PATCHED (gitlab-registry-usage-rest): the connection reads
-                            // its requests one at a time (see `ClientConnection::read`)
+                            // its requests one at a time (see `ClientConnection::read`),
+                            // and offers each to `front` first
                             for rq in client {
+                                let rq = match &front {
+                                    Some(front) => match front(rq) {
+                                        Some(rq) => rq,
+                                        None => continue,
+                                    },
+                                    None => rq,
+                                };
                                 messages.push(rq.into());
                             }
                         }
