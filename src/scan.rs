@@ -132,12 +132,23 @@ struct Image {
     created: Option<i64>,
 }
 
-/// How many manifests read in this scan `Context::manifests` remembers at most: when
-/// full it starts again empty. Unbounded, a first scan of a million distinct manifests
-/// held a hash table of them (about 150 MB) beside the snapshot being built. Tags
-/// sharing a manifest (aliases, a multi-arch index's children) are read close together,
-/// and a re-scan finds every manifest of the previous snapshot there instead.
+/// How many entries each of this scan's caches (`Context::manifests`, `blob_sizes`,
+/// `configs`) remembers at most: when full it starts again empty ([`remember_in`]).
+/// Unbounded, a first scan of a million distinct manifests held a hash table of them
+/// (about 150 MB) beside the snapshot being built, and one of their 913,620 image
+/// configs' dates about 60 MB more. Tags sharing a manifest or a config (aliases, a
+/// multi-arch index's children) are read close together, and a re-scan finds every
+/// manifest of the previous snapshot there instead.
 const REMEMBERED_MANIFESTS: usize = 1 << 16;
+
+/// Puts `key` into one of the scan's caches, which stays within [`REMEMBERED_MANIFESTS`].
+fn remember_in<V>(cache: &Mutex<HashMap<Digest, V>>, key: Digest, value: V) {
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= REMEMBERED_MANIFESTS {
+        *cache = HashMap::new();
+    }
+    cache.insert(key, value);
+}
 
 /// Registries of up to this many repositories keep each repository's registry token
 /// after the scan read it, for the next scan if it starts before the token expires.
@@ -246,11 +257,7 @@ impl Context<'_> {
     /// Remember `image` as what manifest `digest` holds, shared from now on (among the
     /// last `REMEMBERED_MANIFESTS` manifests read).
     fn remember(&self, digest: &Digest, image: Image) -> Image {
-        let mut manifests = self.manifests.lock().unwrap_or_else(|e| e.into_inner());
-        if manifests.len() >= REMEMBERED_MANIFESTS {
-            *manifests = HashMap::new();
-        }
-        manifests.insert(digest.clone(), image.clone());
+        remember_in(&self.manifests, digest.clone(), image.clone());
         image
     }
 
@@ -280,10 +287,7 @@ impl Context<'_> {
                 None
             }
         };
-        self.configs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, created);
+        remember_in(&self.configs, key, created);
         created
     }
 
@@ -395,10 +399,7 @@ impl Context<'_> {
                         Some(s) => s,
                         None => {
                             let s = self.client.blob_size(repo, &text)?;
-                            self.blob_sizes
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(digest.clone(), s);
+                            remember_in(&self.blob_sizes, digest.clone(), s);
                             s
                         }
                     };
@@ -702,6 +703,22 @@ fn run_job(context: &Context<'_>, job: Job) -> Done {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan's caches (manifests, blob sizes, image config dates) stay bounded however
+    /// many distinct digests a registry has; what was put in last is there.
+    #[test]
+    fn the_scan_caches_stay_bounded() {
+        let cache = Mutex::new(HashMap::new());
+        let digest = |i: usize| Digest::from(format!("sha256:{i:064x}").as_str());
+        for i in 0..REMEMBERED_MANIFESTS + 10 {
+            remember_in(&cache, digest(i), Some(i as i64));
+            assert!(cache.lock().unwrap().len() <= REMEMBERED_MANIFESTS);
+        }
+        let cache = cache.into_inner().unwrap();
+        let last = REMEMBERED_MANIFESTS + 9;
+        assert_eq!(cache.get(&digest(last)), Some(&Some(last as i64)));
+        assert_eq!(cache.len(), 10);
+    }
 
     #[test]
     fn names() {
