@@ -35,7 +35,7 @@ use crate::registry::challenge::{self, Challenge};
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::{next_link, origin_of, Client};
 use crate::snapshot::{
-    load_open, saturating_sum, write_to, Builder, LayerRef, ScannedTag, Snapshot,
+    load_in_batches, load_open, saturating_sum, write_to, Builder, LayerRef, ScannedTag, Snapshot,
 };
 use crate::usage::order::{ListOptions, Orders, Sort, SortKey, DEFAULT_PER_PAGE};
 use crate::usage::Usage;
@@ -670,12 +670,27 @@ pub fn manifest(data: &[u8]) {
 /// and saving it and loading that again gives the same snapshot and the same bytes.
 pub fn snapshot(data: &[u8]) {
     let path = std::path::Path::new("snapshot");
-    let first = match load_open(data, path) {
-        Ok(s) => s,
-        Err(e) => {
+    // The service's batches (this whole input, read on this thread) and one repository
+    // a batch (read on helper threads): the same snapshot, or the same error.
+    let in_one = load_open(data, path);
+    let in_many = load_in_batches(data, path, 1);
+    let first = match (in_one, in_many) {
+        (Ok(s), Ok(many)) => {
+            assert_eq!(s.repositories, many.repositories);
+            assert_eq!((&s.blobs, &s.totals), (&many.blobs, &many.totals));
+            assert_eq!(s.timestamp.to_bits(), many.timestamp.to_bits());
+            s
+        }
+        (Err(e), Err(many)) => {
             assert!(e.to_string().starts_with("snapshot"), "{e}");
+            assert_eq!(e.to_string(), many.to_string());
             return;
         }
+        (one, many) => panic!(
+            "one batch: {:?}, many: {:?}",
+            one.map(|s| s.totals),
+            many.map(|s| s.totals)
+        ),
     };
     check_snapshot(&first);
     let mut saved = Vec::new();

@@ -352,6 +352,21 @@ fn serve(config: Config) -> ExitCode {
         },
         None => None,
     };
+    // A collector's snapshot file is read while the history file is (a million tags take
+    // about a second); what was read is served once both are in (below).
+    let reading = match (config.general.role, &config.general.snapshot_file) {
+        (Role::Both | Role::Collector, Some(path)) => {
+            let path = path.clone();
+            let thread = std::thread::Builder::new()
+                .name("snapshot-file".into())
+                .spawn(move || refresh::read_snapshot_file(&path));
+            match thread {
+                Ok(t) => Some(t),
+                Err(e) => return fail("cannot start a thread", &e),
+            }
+        }
+        _ => None,
+    };
     // Like the snapshot file, a history file that cannot be used costs the file, not the
     // service: the points are kept in memory and the problem is logged. A reader never
     // opens the collector's history file for writing: it follows it (below).
@@ -392,13 +407,14 @@ fn serve(config: Config) -> ExitCode {
         (Role::Reader, None) => {
             return fail("refusing to start", &"role = reader needs snapshot_file")
         }
-        (Role::Both | Role::Collector, file) => {
+        (Role::Both | Role::Collector, _) => {
             let client = match Client::new(&config.registry) {
                 Ok(c) => c,
                 Err(e) => return fail("refusing to start", &e),
             };
-            if let Some(path) = file {
-                refresh::load_snapshot_file(path, &shared, &history);
+            let read = reading.map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            if let Some(snapshot) = read.flatten() {
+                refresh::adopt_snapshot(snapshot, &shared, &history);
             }
             Background::Refresh(Box::new(client))
         }

@@ -18,7 +18,7 @@ use crate::current::Current;
 use crate::history::History;
 use crate::registry::Client;
 use crate::scan;
-use crate::snapshot::{self, Shared};
+use crate::snapshot::{self, Shared, Snapshot};
 
 /// What the loop needs; built by `main` from the config.
 pub struct Refresh {
@@ -36,11 +36,11 @@ pub struct Refresh {
 /// First delay after a failed scan; doubled per further failure, capped at the interval.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 
-/// Load the snapshot file, if configured, so the service can serve at once (with
-/// `growth_30d` from `history`, which gets it as its day's point), after removing the
-/// temporary files a killed service left beside it. A missing, corrupt or
-/// foreign file is logged and ignored.
-pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared, history: &History) {
+/// Read the snapshot file, so the service can serve at once, after removing the temporary
+/// files a killed service left beside it; a missing, corrupt or foreign file is logged
+/// and ignored. It needs no usage history, so start-up reads the snapshot file and the
+/// history file at once; [`adopt_snapshot`] then serves what was read.
+pub fn read_snapshot_file(path: &std::path::Path) -> Option<Snapshot> {
     for (file, outcome) in snapshot::remove_stale_temporaries(path) {
         match outcome {
             Ok(()) => crate::log!(
@@ -66,17 +66,30 @@ pub fn load_snapshot_file(path: &std::path::Path, shared: &Shared, history: &His
                 tags = s.totals.tag_count,
                 timestamp = s.timestamp
             );
-            let current = Current::with_history(Arc::new(s), history);
-            history.record_scan(&current, crate::history::day_of(current.snapshot.timestamp));
-            shared.set_current(current);
+            Some(s)
         }
-        Err(snapshot::LoadError::NotFound(_)) => crate::log!(
-            info,
-            "no snapshot file yet; serving after the first scan",
-            file = path.display()
-        ),
-        Err(e) => crate::log!(warn, "ignoring the snapshot file", error = e),
+        Err(snapshot::LoadError::NotFound(_)) => {
+            crate::log!(
+                info,
+                "no snapshot file yet; serving after the first scan",
+                file = path.display()
+            );
+            None
+        }
+        Err(e) => {
+            crate::log!(warn, "ignoring the snapshot file", error = e);
+            crate::memory::release();
+            None
+        }
     }
+}
+
+/// Serve a snapshot read by [`read_snapshot_file`]: its index (with `growth_30d` from
+/// `history`, which gets it as its day's point), then the swap.
+pub fn adopt_snapshot(snapshot: Snapshot, shared: &Shared, history: &History) {
+    let current = Current::with_history(Arc::new(snapshot), history);
+    history.record_scan(&current, crate::history::day_of(current.snapshot.timestamp));
+    shared.set_current(current);
     crate::memory::release();
 }
 
