@@ -460,7 +460,11 @@ fn serve(config: Config) -> ExitCode {
             };
             std::thread::Builder::new()
                 .name("refresh".into())
-                .spawn(move || refresh::run(refresh, stop_rx))
+                .spawn(move || {
+                    // The snapshot file's point, if one was loaded: before any scan's.
+                    refresh::record_served(&refresh);
+                    refresh::run(refresh, stop_rx)
+                })
         }
         Background::Follow(follower) => std::thread::Builder::new()
             .name("follow".into())
