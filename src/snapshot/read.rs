@@ -400,6 +400,15 @@ impl Batch {
         }
         Ok(out)
     }
+
+    /// [`Batch::parse`] with its number, raising `failed` on an error.
+    fn parsed(self, names: &mut Names, failed: &AtomicBool) -> Parsed {
+        let r = self.parse(names);
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        (self.number, r)
+    }
 }
 
 /// A batch's number and its repositories.
@@ -421,13 +430,6 @@ fn read_repositories<R: BufRead>(
         let mut started = false;
         let (mut number, mut ends) = (0, Vec::new());
         let mut bytes = Vec::with_capacity(batch_bytes.min(BATCH_BYTES) + 4096);
-        let mut parse_here = |batch: Batch, parsed: &mut Vec<Parsed>| {
-            let r = batch.parse(&mut names);
-            if r.is_err() {
-                failed.store(true, Ordering::Relaxed);
-            }
-            parsed.push((batch.number, r));
-        };
         let read = p.elements(&mut bytes, |bytes, offset| {
             ends.push((bytes.len(), offset));
             if bytes.len() < batch_bytes {
@@ -450,18 +452,15 @@ fn read_repositories<R: BufRead>(
                     scope.spawn(move || {
                         let mut names = Names::default();
                         for batch in queue {
-                            let r = batch.parse(&mut names);
-                            if r.is_err() {
-                                failed.store(true, Ordering::Relaxed);
-                            }
                             // Only fails once reading has given up: nothing to report.
-                            let _ = done.send((batch.number, r));
+                            let _ = done.send(batch.parsed(&mut names, failed));
                         }
                     });
                 }
             }
-            if let Err(crossbeam_channel::TrySendError::Full(full)) = jobs.try_send(full) {
-                parse_here(full, &mut parsed);
+            use crossbeam_channel::TrySendError::{Disconnected, Full};
+            if let Err(Full(full) | Disconnected(full)) = jobs.try_send(full) {
+                parsed.push(full.parsed(&mut names, &failed));
             }
             Ok(())
         });
@@ -469,14 +468,12 @@ fn read_repositories<R: BufRead>(
         drop(done);
         // Parsed even after a syntax error: an error in them is earlier in the file.
         if !ends.is_empty() {
-            parse_here(
-                Batch {
-                    number,
-                    bytes,
-                    ends,
-                },
-                &mut parsed,
-            );
+            let last = Batch {
+                number,
+                bytes,
+                ends,
+            };
+            parsed.push(last.parsed(&mut names, &failed));
         }
         parsed.extend(results.iter());
         read
